@@ -1,0 +1,1 @@
+"""Memory: tensor lifetimes, TFLM's planner model, the scheduler and the ILP offset planner."""

@@ -1,0 +1,90 @@
+"""The `OfflineMemoryAllocation` metadata TFLM reads, and the proof we run before writing it.
+
+Layout (little-endian int32): [version, subgraph count, N, offset_0 .. offset_N-1],
+N = tensors of all subgraphs together; -1 = plan at run time.  TFLM trusts the
+plan blindly, so :func:`check_offline_plan` proves that no two tensors that
+are alive at the same time share a byte.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..errors import FdtError
+from ..ir.graph import Model
+from .lifetimes import Interval, lifetimes
+
+METADATA_NAME = "OfflineMemoryAllocation"
+PLAN_VERSION = 1
+ONLINE = -1
+
+
+class PlanError(FdtError):
+    """An offline plan that would make TFLM compute wrong results."""
+
+
+def encode_plan(offsets: list[int], n_subgraphs: int = 1) -> bytes:
+    return np.array([PLAN_VERSION, n_subgraphs, len(offsets), *offsets], dtype="<i4").tobytes()
+
+
+def decode_plan(data: bytes) -> list[int]:
+    words = np.frombuffer(data, dtype="<i4")
+    if words.size < 3 or words[2] != words.size - 3:
+        raise PlanError(f"{METADATA_NAME} metadata is malformed ({words.size} words)")
+    return [int(x) for x in words[3:]]
+
+
+def read_plan(model: Model) -> Optional[list[int]]:
+    buf = model.get_metadata(METADATA_NAME)
+    return None if buf is None else decode_plan(buf.data)
+
+
+def set_plan(model: Model, offsets_by_tensor: dict[int, int]) -> None:
+    """Store a plan for subgraph 0 (tensor index -> offset); every other tensor is online."""
+    n_total = sum(len(sg.tensors) for sg in model.subgraphs)
+    offs = [ONLINE] * n_total
+    for i, o in offsets_by_tensor.items():
+        offs[i] = int(o)
+    model.set_metadata(METADATA_NAME, encode_plan(offs, len(model.subgraphs)))
+
+
+def planned_intervals(model: Model) -> list[tuple[Interval, int]]:
+    """(buffer, offset) for every offline-planned arena tensor of subgraph 0."""
+    plan = read_plan(model)
+    if plan is None:
+        return []
+    n_total = sum(len(sg.tensors) for sg in model.subgraphs)
+    if len(plan) != n_total:
+        raise PlanError(f"{METADATA_NAME} lists {len(plan)} tensors, the model has {n_total}")
+    out = []
+    for iv in lifetimes(model.main):
+        off = plan[iv.index]
+        if off != ONLINE:
+            if off < 0 or off % 16:
+                raise PlanError(f"tensor {iv.tensor.name!r}: offset {off} is not a 16-byte aligned offset")
+            out.append((iv, off))
+    return out
+
+
+def find_overlap(items: list[tuple[Interval, int]]) -> Optional[tuple[Interval, Interval]]:
+    """Two buffers alive at the same time whose byte ranges intersect, or None (sweep by offset)."""
+    items = sorted(items, key=lambda x: x[1])
+    for a in range(len(items)):
+        ia, oa = items[a]
+        for b in range(a + 1, len(items)):
+            ib, ob = items[b]
+            if ob >= oa + ia.size:
+                break
+            if ia.overlaps(ib):
+                return ia, ib
+    return None
+
+
+def check_offline_plan(model: Model) -> None:
+    """Raise :class:`PlanError` unless the model's offline plan (if any) is sound."""
+    clash = find_overlap(planned_intervals(model))
+    if clash is not None:
+        a, b = clash
+        raise PlanError(f"refusing to write an overlapping memory plan: tensors {a.tensor.name!r} and "
+                        f"{b.tensor.name!r} are alive at the same time and share arena bytes")
