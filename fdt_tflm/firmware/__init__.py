@@ -1,0 +1,1 @@
+"""Firmware emission: C sources, arena header, op resolver, templates."""

@@ -1,0 +1,1 @@
+"""Tiling: the rule table, fused depthwise tiling (FDT), fused feature-map tiling (FFMT), path search."""
