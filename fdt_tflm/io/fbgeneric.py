@@ -16,6 +16,7 @@ dict, so presence survives a round trip.
 from __future__ import annotations
 
 import importlib
+import inspect
 from functools import lru_cache
 from typing import Any
 
@@ -42,7 +43,7 @@ def _module(type_name: str):
 
 @lru_cache(maxsize=None)
 def _reader_fields(type_name: str) -> tuple[tuple[str, str], ...]:
-    """(field name, kind) in schema order; kind is vector-num, vector-obj or scalar."""
+    """(field name, kind) in schema order; kind: vector-num, vector-obj, string, union, table, scalar."""
     cls = getattr(_module(type_name), type_name)
     names = [n for n in cls.__dict__ if not n.startswith("_") and callable(cls.__dict__[n])]
     name_set = set(names)
@@ -55,7 +56,10 @@ def _reader_fields(type_name: str) -> tuple[tuple[str, str], ...]:
         if n + "Length" in name_set:
             out.append((n, "vector-num" if n + "AsNumpy" in name_set else "vector-obj"))
         else:
-            out.append((n, "scalar"))
+            src = inspect.getsource(cls.__dict__[n])
+            kind = ("string" if "self._tab.String(" in src else "union" if "self._tab.Union(" in src
+                    else "table" if "self._tab.Indirect(" in src else "scalar")
+            out.append((n, kind))
     return tuple(out)
 
 
@@ -106,7 +110,6 @@ def read_table(obj: Any, type_name: str) -> Table:
 
 def _empty_vector(obj: Any, name: str) -> np.ndarray:
     # Element type of an empty vector: read it from the accessor's source flags.
-    import inspect
     src = inspect.getsource(getattr(type(obj), name + "AsNumpy"))
     for flag, dt in (("Int8Flags", np.int8), ("Uint8Flags", np.uint8), ("Int16Flags", np.int16),
                      ("Uint16Flags", np.uint16), ("Int32Flags", np.int32), ("Uint32Flags", np.uint32),
@@ -155,11 +158,11 @@ def write_numpy_vector(builder: flatbuffers.Builder, arr: np.ndarray, alignment:
     builder.StartVector(arr.dtype.itemsize, n, max(alignment, arr.dtype.itemsize))
     builder.head = builder.head - len(data)
     builder.Bytes[builder.head: builder.head + len(data)] = data
-    return builder.EndVector(n)
+    return builder.EndVector()
 
 
 def write_offset_vector(builder: flatbuffers.Builder, offsets: list[int]) -> int:
     builder.StartVector(4, len(offsets), 4)
     for off in reversed(offsets):
         builder.PrependUOffsetTRelative(off)
-    return builder.EndVector(len(offsets))
+    return builder.EndVector()

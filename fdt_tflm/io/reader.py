@@ -47,7 +47,7 @@ def read_model(source: Union[str, os.PathLike, bytes, bytearray]) -> Model:
     except FdtError:
         raise
     except Exception as e:  # corrupt offsets surface as any of several exceptions
-        raise FdtError(f"{label}: truncated or corrupt TFLite flatbuffer ({type(e).__name__})") from None
+        raise FdtError(f"{label}: truncated or corrupt TFLite flatbuffer ({len(data)} bytes; reading it failed)") from None
     return model
 
 

@@ -92,14 +92,15 @@ class QNet:
         return self.b.model
 
     def conv2d(self, x: Tensor, out_ch: int, kernel=(3, 3), stride: int = 1, padding: str = "SAME",
-               dilation: int = 1, act: str = "RELU") -> Tensor:
+               dilation: int = 1, act: str = "RELU", like: Optional[Tensor] = None) -> Tensor:
+        """``like``: reuse that tensor's output quantisation (e.g. for inputs of a CONCATENATION)."""
         n, h, w, c = x.shape
         kh, kw = kernel
         wt, ws = self._weights([out_ch, kh, kw, c], 0)
         fan = kh * kw * c
         bias = self._bias(out_ch, self._scale(x), ws, fan)
         oh, ow = conv_out(h, kh, stride, dilation, padding), conv_out(w, kw, stride, dilation, padding)
-        y = self._new_act("conv", [n, oh, ow, out_ch], self._out_std(x, ws, fan, act))
+        y = self._new_act("conv", [n, oh, ow, out_ch], self._out_std(x, ws, fan, act), like=like)
         self.b.op("CONV_2D", [x, wt, bias], [y], options(
             "CONV_2D", Padding=PAD[padding], StrideW=stride, StrideH=stride, FusedActivationFunction=ACT[act],
             DilationWFactor=dilation, DilationHFactor=dilation), version=3)
@@ -164,6 +165,9 @@ class QNet:
         return y
 
     def concat(self, xs: Sequence[Tensor], axis: int = -1) -> Tensor:
+        """TFLM's int8 CONCATENATION needs every input quantised like the output."""
+        if not self.float and any(not t.quantization.same_as(xs[0].quantization) for t in xs):
+            raise ValueError("CONCATENATION inputs must share one quantisation (use conv2d(like=...))")
         shape = list(xs[0].shape)
         ax = axis % len(shape)
         shape[ax] = sum(t.shape[ax] for t in xs)

@@ -1,0 +1,176 @@
+"""Command line: ``python -m fdt_tflm {inspect,optimize,verify,firmware}``.
+
+A thin layer over the Python API.  Bad input -> one line on stderr and exit code 2;
+outputs that differ after optimisation -> exit code 1 and nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+from .errors import FdtError, VerificationError
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: one line, exit 2
+        raise FdtError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fdt-tflm", description="Shrink the TFLite Micro tensor arena: fused depthwise tiling, "
+                "operator reordering and optimal offline memory plans, verified in TFLM.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"fdt-tflm {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    i = sub.add_parser("inspect", help="per-op table, memory summary and the TFLM default arena")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.add_argument("--plot", metavar="PNG", help="draw the arena layout (buffers over time) to a PNG")
+
+    o = sub.add_parser("optimize", help="tile, reorder and plan; write a model stock TFLM runs")
+    o.add_argument("model")
+    o.add_argument("-o", "--output", help="output .tflite (default: MODEL stem + .fdt.tflite)")
+    o.add_argument("--passes", default=None, help="comma list of tile,reorder,plan or 'none' "
+                   "(default: tile,reorder,plan)")
+    o.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT",
+                   help="MAC overhead budget for spatial tiling in percent (default 0: no recomputation)")
+    o.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")
+    o.add_argument("--no-verify", action="store_true", help="skip the TFLM/LiteRT check (not recommended)")
+    o.add_argument("--allow-custom-ops", action="store_true",
+                   help="allow exact int8 partial sums through the bundled FDT_PARTIAL kernel")
+    o.add_argument("--time-limit", type=float, default=5.0, help="seconds for each ILP/scheduler solve")
+    o.add_argument("--samples", type=int, default=5, help="random inputs used for verification")
+    o.add_argument("--plot", metavar="PNG", help="memory over time before/after")
+    _add_firmware_args(o)
+
+    v = sub.add_parser("verify", help="compare two models in TFLM and LiteRT; print both arenas")
+    v.add_argument("a")
+    v.add_argument("b")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--samples", type=int, default=5)
+
+    try:
+        from .firmware.cli import add_firmware_parser
+    except ImportError:
+        add_firmware_parser = None
+    if add_firmware_parser is not None:
+        add_firmware_parser(sub, _optimize_for_firmware)
+    return p
+
+
+def _add_firmware_args(parser: argparse.ArgumentParser) -> None:
+    try:
+        from .firmware.cli import add_emit_arguments
+    except ImportError:
+        return
+    add_emit_arguments(parser)
+
+
+def _optimize_for_firmware(model_path: str, args: argparse.Namespace):
+    from .api import optimize
+    return optimize(model_path, passes=getattr(args, "passes", None), max_overhead=getattr(args, "max_overhead", 0.0),
+                    verify=not getattr(args, "no_verify", False),
+                    allow_custom_ops=getattr(args, "allow_custom_ops", False))
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .analysis import format_table, summary
+    from .io import read_model
+    model = read_model(args.model)
+    info = summary(model)
+    if args.plot:
+        from .plot import plot_model
+        plot_model(model, args.plot)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_table(model, info))
+    return EXIT_OK
+
+
+def default_output(path: str) -> str:
+    stem, _ = os.path.splitext(path)
+    return stem + ".fdt.tflite"
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from .api import optimize
+    out = args.output or default_output(args.model)
+    if os.path.exists(out) and os.path.exists(args.model) and os.path.samefile(out, args.model):
+        raise FdtError(f"{out}: refusing to overwrite the input model; choose another -o")
+    res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
+                   allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples)
+    res.save(out)
+    res.report["output"] = out
+    if getattr(args, "emit_c", None):
+        from .firmware.cli import emit_from_result
+        emit_from_result(res, args)
+    if args.plot:
+        res.plot(args.plot)
+    if args.json == "-":
+        print(res.to_json())
+    else:
+        if args.json:
+            from .api import atomic_write
+            atomic_write(args.json, (res.to_json() + "\n").encode())
+        print(res.summary())
+        print(f"  wrote {out}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .io import load_bytes, read_model
+    from .verify import compare_models, runtime_available
+    a, b = load_bytes(args.a), load_bytes(args.b)
+    ma = read_model(a)
+    read_model(b)  # a clear error for a bad second file
+    if not runtime_available("tflm"):
+        raise FdtError("verify needs the TFLM host interpreter: pip install 'fdt-tflm[verify]'")
+    cmp = compare_models(ma, a, b, n_samples=args.samples)
+    if args.json:
+        print(json.dumps(cmp.to_dict(), indent=2))
+    else:
+        for rc in [cmp.tflm] + ([cmp.litert] if cmp.litert else []):
+            state = {True: "outputs identical", False: "OUTPUTS DIFFER", None: "not comparable"}[rc.match]
+            print(f"{rc.runtime:>6}: {state} (max |diff| {rc.max_abs_diff:g})" + (f"  [{rc.note}]" if rc.note else ""))
+            for tag, r in (("A", rc.a), ("B", rc.b)):
+                if r is not None and r.head is not None:
+                    print(f"        {tag}: arena head {r.head:,} B, tail {r.tail:,} B, total {r.total:,} B")
+    return EXIT_OK if cmp.ok else EXIT_MISMATCH
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    debug = bool(os.environ.get("FDT_TFLM_DEBUG"))
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        handler = {"inspect": cmd_inspect, "optimize": cmd_optimize, "verify": cmd_verify}.get(args.command)
+        if handler is None:
+            return int(args.func(args))
+        return handler(args)
+    except VerificationError as e:
+        print(f"fdt-tflm: error: {e}", file=sys.stderr)
+        return EXIT_MISMATCH
+    except FdtError as e:
+        print(f"fdt-tflm: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fdt-tflm: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # a bug of ours: still one line, unless debugging
+        if debug:
+            raise
+        print(f"fdt-tflm: internal error: {type(e).__name__}: {e} (set FDT_TFLM_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 3

@@ -1,0 +1,127 @@
+"""The command line as users and CI call it: exit codes, one-line errors, JSON, no clobbered files."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_MODELS, REPO, measured_heads, shared_params
+
+from fdt_tflm.io import read_model
+from fdt_tflm.verify import compare_models
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "fdt_tflm", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+@pytest.mark.parametrize("path", shared_params())
+def test_inspect_json_reports_tflm_default_arena(path):
+    r = cli("inspect", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    expected = measured_heads()[path.stem][0]
+    if "lstm" in path.stem:  # TFLM adds 640 B of LSTM kernel scratch that a tensor-only plan cannot see
+        assert info["tflm_default_arena_bytes"] == expected - 640
+    else:
+        assert info["tflm_default_arena_bytes"] == expected
+    assert info["peak_live_bytes"] <= info["tflm_default_arena_bytes"]
+    assert len(info["ops"]) == info["operators"] and all("macs" in op for op in info["ops"])
+
+
+def test_inspect_table_and_plot(tmp_path):
+    png = tmp_path / "plan.png"
+    r = cli("inspect", str(PROJECT_MODELS / "kws.tflite"), "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "DEPTHWISE_CONV_2D" in r.stdout and "TFLM default arena head" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _bad_files(tmp_path: Path) -> dict[str, Path]:
+    rnd = tmp_path / "random.tflite"
+    rnd.write_bytes(os.urandom(3072))
+    trunc = tmp_path / "truncated.tflite"
+    trunc.write_bytes((PROJECT_MODELS / "kws.tflite").read_bytes()[:20000])
+    return {"missing": tmp_path / "nope.tflite", "random": rnd, "truncated": trunc, "folder": tmp_path}
+
+
+@pytest.mark.parametrize("kind", ["missing", "random", "truncated", "folder"])
+@pytest.mark.parametrize("command", ["inspect", "optimize", "verify"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, kind, command):
+    bad = _bad_files(tmp_path)[kind]
+    out = tmp_path / "out.tflite"
+    args = {"inspect": ["inspect", str(bad)], "optimize": ["optimize", str(bad), "-o", str(out)],
+            "verify": ["verify", str(PROJECT_MODELS / "kws.tflite"), str(bad)]}[command]
+    r = cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fdt-tflm: error:"), r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_usage_errors_exit_2():
+    r = cli("optimize")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    r = cli("optimize", str(PROJECT_MODELS / "kws.tflite"), "--passes", "bogus")
+    assert r.returncode == 2 and "unknown pass" in r.stderr
+
+
+def test_optimize_never_overwrites_the_input(tmp_path):
+    model = tmp_path / "kws.tflite"
+    model.write_bytes((PROJECT_MODELS / "kws.tflite").read_bytes())
+    before = model.read_bytes()
+    r = cli("optimize", str(model), "-o", str(model), "--passes", "none")
+    assert r.returncode == 2 and "overwrite" in r.stderr
+    assert model.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["kws.tflite"], "no stray temp files"
+
+
+def test_optimize_passes_none_roundtrip_and_json_report(tmp_path):
+    out = tmp_path / "kws.out.tflite"
+    rep = tmp_path / "report.json"
+    r = cli("optimize", str(PROJECT_MODELS / "kws.tflite"), "-o", str(out), "--passes", "none", "--json", str(rep))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(rep.read_text())
+    assert report["verified"] is True and report["passes"] == []
+    original = (PROJECT_MODELS / "kws.tflite").read_bytes()
+    cmp = compare_models(read_model(original), original, out.read_bytes())
+    assert cmp.ok and cmp.tflm.b.head == report["arena_bytes"] == report["original_arena_bytes"]
+
+
+def test_verify_command_prints_both_arenas():
+    m = str(PROJECT_MODELS / "kws.tflite")
+    r = cli("verify", m, m)
+    assert r.returncode == 0, r.stderr
+    assert "outputs identical" in r.stdout and r.stdout.count("arena head 16,000 B") >= 2
+    r = cli("verify", m, str(PROJECT_MODELS / "radar.tflite"), "--json")
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["ok"] is False
+
+
+def test_hybrid_and_multi_subgraph_models_are_refused(tmp_path):
+    from fdt_tflm.io import write_model
+    from fdt_tflm.ir import Subgraph
+    from fdt_tflm.ir.builder import GraphBuilder
+    import numpy as np
+    g = GraphBuilder()
+    x = g.tensor("x", [1, 8], "FLOAT32")
+    w = g.const("w", np.ones((4, 8), np.int8))
+    y = g.tensor("y", [1, 4], "FLOAT32")
+    g.op("FULLY_CONNECTED", [x, w, None], [y])
+    g.sg.inputs, g.sg.outputs = [x], [y]
+    hybrid = tmp_path / "hybrid.tflite"
+    hybrid.write_bytes(write_model(g.model))
+    r = cli("optimize", str(hybrid), "-o", str(tmp_path / "h.out.tflite"))
+    assert r.returncode == 2 and "hybrid" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    m = read_model((PROJECT_MODELS / "kws.tflite").read_bytes())
+    m.subgraphs.append(Subgraph(name=b"extra"))
+    multi = tmp_path / "multi.tflite"
+    multi.write_bytes(write_model(m))
+    r = cli("optimize", str(multi), "-o", str(tmp_path / "m.out.tflite"), "--passes", "reorder,plan")
+    assert r.returncode == 2 and "several subgraphs" in r.stderr
