@@ -79,8 +79,6 @@ def _to_ir(root: Table, size: int) -> Model:
             sd.get("SignatureKey"), sd.get("SubgraphIndex", 0),
             [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Inputs", [])],
             [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Outputs", [])]))
-    # keep the buffers the model had but no tensor or metadata uses, so nothing is lost
-    model.extra["_all_buffers"] = buffers
     return model
 
 
