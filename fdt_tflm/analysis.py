@@ -8,8 +8,9 @@ from .errors import FdtError
 from .ir.graph import Model, Subgraph
 from .ir.macs import op_macs
 from .memory.lifetimes import lifetimes, live_bytes_per_scope, peak_live
-from .memory.tflm_model import predict_head
 from .memory.offline_plan import read_plan
+from .memory.scratch import scratch_intervals
+from .memory.tflm_model import ArenaPrediction, predict_head
 
 # Ops whose float activations with int8/uint8 constant weights make a "hybrid" model TFLM refuses.
 _WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "UNIDIRECTIONAL_SEQUENCE_LSTM",
@@ -59,8 +60,9 @@ def summary(model: Model) -> dict:
         "operators": len(sg.operators),
         "tensors": len(sg.tensors),
         "activation_tensors": len(ivs),
-        "tflm_default_arena_bytes": predict_head(model).head if plan is None else _default_head(model),
-        "predicted_head_bytes": predict_head(model).head,
+        "tflm_default_arena_bytes": _default_head(model),
+        "predicted_head_bytes": predicted_head(model).head,
+        "scratch_bytes": sum(iv.size for iv in scratch_intervals(sg)),
         "peak_live_bytes": peak_live(ivs),
         "largest_tensor_bytes": max((iv.size for iv in ivs), default=0),
         "macs": sum(r.macs for r in rows),
@@ -71,12 +73,18 @@ def summary(model: Model) -> dict:
     }
 
 
+def predicted_head(model: Model) -> ArenaPrediction:
+    """TFLM's head for this model as stored: its offline plan (if any), greedy placement for
+    the rest, and the kernel scratch buffers TFLM places at run time."""
+    return predict_head(model, scratch=scratch_intervals(model.main))
+
+
 def _default_head(model: Model) -> int:
     """The head TFLM's own greedy planner would need if the model had no offline plan."""
     import copy
     m = copy.copy(model)
     m.metadata = [(n, b) for n, b in model.metadata if n != b"OfflineMemoryAllocation"]
-    return predict_head(m).head
+    return predicted_head(m).head
 
 
 def format_table(model: Model, info: Optional[dict] = None) -> str:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Optional, Union
 from .errors import FdtError
 from .ir.graph import Model
 from .memory.lifetimes import lifetimes, live_bytes_per_scope
-from .memory.tflm_model import predict_head
 
 if TYPE_CHECKING:
     from .api import Result
@@ -25,7 +24,8 @@ def _plt():
 
 def _layout(ax, model: Model, title: str) -> None:
     """Each arena buffer as a rectangle: x = scopes it is alive, y = its byte range."""
-    pred = predict_head(model)
+    from .analysis import predicted_head
+    pred = predicted_head(model)
     for iv, off in zip(pred.buffers, pred.offsets):
         ax.add_patch(_rect(iv.first - 0.45, off, iv.last - iv.first + 0.9, iv.size))
     n = max((iv.last for iv in pred.buffers), default=0) + 1

@@ -1,0 +1,171 @@
+"""Fast offset heuristics for the planner: several placement orders, first-fit or best-fit.
+
+Each heuristic visits the buffers in some priority order and puts each one into a gap
+between already placed buffers that overlap it in time.  No single order wins on every
+graph (Pisarchyk & Lee 2020 compare greedy-by-size and greedy-by-breadth), so the
+planner runs them all and keeps the smallest arena; the best one also warm-starts the ILP.
+Offsets are in bytes and stay multiples of 16 because every size is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import random
+import time
+from typing import Callable, Iterable, Optional, Sequence
+
+from .greedy import arena_extent, greedy_offsets
+from .lifetimes import Interval
+
+
+@dataclass(frozen=True)
+class HeuristicPlan:
+    offsets: list[int]
+    arena: int
+    method: str
+
+
+# Swaps tried by the local search: a work budget (each try re-places all n buffers, ~n^2 steps), so
+# the result does not depend on machine speed; the time cap only guards pathological sizes.
+SEARCH_ITERATIONS = 2000
+SEARCH_WORK = 2_000_000
+
+
+def share_set(shareable: Iterable[tuple[int, int]]) -> frozenset:
+    """Normalised shareable pairs: (min, max) tuples."""
+    return frozenset((min(a, b), max(a, b)) for a, b in shareable if a != b)
+
+
+def place(intervals: Sequence[Interval], order: Sequence[int], best_fit: bool = False,
+          shareable: frozenset = frozenset()) -> list[int]:
+    """Offsets for ``intervals`` placing them in ``order``; each takes the lowest (or tightest) gap.
+
+    A buffer may sit exactly on top of a shareable partner (same offset), never partly."""
+    offsets = [-1] * len(intervals)
+    placed: list[int] = []
+    for b in order:
+        want = intervals[b]
+        busy = []
+        partners = []
+        for o in placed:
+            iv = intervals[o]
+            if iv.first > want.last or want.first > iv.last:
+                continue
+            if (min(b, o), max(b, o)) in shareable:
+                partners.append(o)  # still in the way anywhere but exactly on top of it
+            busy.append((offsets[o], offsets[o] + iv.size, o))
+        busy.sort()
+        candidates: list[tuple[int, int]] = []  # (gap size, offset)
+        cur = 0
+        for lo, hi, _ in busy:
+            if lo - cur >= want.size:
+                candidates.append((lo - cur, cur))
+                if not best_fit:
+                    break
+            cur = max(cur, hi)
+        if best_fit or not candidates:
+            candidates.append((1 << 62, cur))
+        for p in partners:  # on top of a partner, if nothing else is in the way there
+            off = offsets[p]
+            if all(hi <= off or lo >= off + want.size for lo, hi, o in busy
+                   if not (o in partners and offsets[o] == off)):
+                candidates.append((-1, off))  # sharing wastes nothing
+        if best_fit:
+            offsets[b] = min(candidates)[1]
+        else:
+            offsets[b] = min(off for _, off in candidates) if partners else candidates[0][1]
+        placed.append(b)
+    return offsets
+
+
+def _orders(intervals: Sequence[Interval]) -> dict[str, list[int]]:
+    """Priority orders worth trying; ties always fall back to the buffer index (deterministic)."""
+    idx = range(len(intervals))
+    length = lambda i: intervals[i].last - intervals[i].first + 1  # noqa: E731
+    conflicts = [sum(1 for j in idx if j != i and intervals[i].overlaps(intervals[j])) for i in idx]
+    keys: dict[str, Callable[[int], tuple]] = {
+        "size": lambda i: (-intervals[i].size, i),
+        "area": lambda i: (-intervals[i].size * length(i), i),
+        "lifetime": lambda i: (-length(i), -intervals[i].size, i),
+        "conflicts": lambda i: (-conflicts[i], -intervals[i].size, i),
+        "start": lambda i: (intervals[i].first, -intervals[i].size, i),
+    }
+    return {name: sorted(idx, key=k) for name, k in keys.items()}
+
+
+def _breadth_order(intervals: Sequence[Interval]) -> list[int]:
+    """Greedy by breadth: scopes with the most live bytes first, within a scope largest first."""
+    if not intervals:
+        return []
+    n = max(iv.last for iv in intervals) + 1
+    live = [0] * n
+    for iv in intervals:
+        for s in range(iv.first, iv.last + 1):
+            live[s] += iv.size
+    seen: set[int] = set()
+    out: list[int] = []
+    for s in sorted(range(n), key=lambda s: (-live[s], s)):
+        here = [i for i, iv in enumerate(intervals) if iv.first <= s <= iv.last and i not in seen]
+        for i in sorted(here, key=lambda i: (-intervals[i].size, i)):
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def best_heuristic(intervals: Sequence[Interval], shareable: frozenset = frozenset(),
+                   stop_at: int = 0, search_seconds: float = 5.0) -> HeuristicPlan:
+    """Run every heuristic and keep the smallest arena (the first one wins ties), then try to improve
+    the best placement order by a seeded local search (swap two buffers, keep if not worse).
+
+    ``stop_at``: return as soon as a plan reaches this arena (the lower bound)."""
+    best = None
+    best_order: Optional[list[int]] = None
+    best_fit = False
+    if not shareable:  # TFLM's own planner: the baseline any plan must beat
+        offs = greedy_offsets(intervals)
+        best = HeuristicPlan(offs, arena_extent(intervals, offs), "tflm-greedy")
+        if best.arena <= stop_at:
+            return best
+    orders = _orders(intervals)
+    orders["breadth"] = _breadth_order(intervals)
+    for name, order in orders.items():
+        for bf in (False, True):
+            offs = place(intervals, order, bf, shareable)
+            arena = arena_extent(intervals, offs)
+            if best is None or arena < best.arena:
+                best = HeuristicPlan(offs, arena, f"{'best' if bf else 'first'}-fit by {name}")
+                best_order, best_fit = list(order), bf
+                if arena <= stop_at:
+                    return best
+    assert best is not None
+    if best_order is None:  # TFLM's greedy won: search from its visiting order (largest first)
+        best_order = orders["size"]
+    return _local_search(intervals, shareable, best, best_order, best_fit, stop_at, search_seconds)
+
+
+def _local_search(intervals: Sequence[Interval], shareable: frozenset, best: HeuristicPlan, order: list[int],
+                  best_fit: bool, stop_at: int, seconds: float) -> HeuristicPlan:
+    """Seeded swap search on the placement order (deterministic up to the time cap)."""
+    n = len(order)
+    if n < 2 or seconds <= 0:
+        return best
+    rng = random.Random(0)
+    deadline = time.perf_counter() + seconds
+    cur = list(order)
+    cur_arena = arena_extent(intervals, place(intervals, cur, best_fit, shareable))
+    for it in range(min(SEARCH_ITERATIONS, max(50, SEARCH_WORK // (n * n)))):
+        if it % 16 == 0 and time.perf_counter() > deadline:
+            break
+        i, j = rng.randrange(n), rng.randrange(n)
+        if i == j:
+            continue
+        cand = list(cur)
+        cand[i], cand[j] = cand[j], cand[i]
+        offs = place(intervals, cand, best_fit, shareable)
+        arena = arena_extent(intervals, offs)
+        if arena <= cur_arena:
+            cur, cur_arena = cand, arena
+            if arena < best.arena:
+                best = HeuristicPlan(offs, arena, "local search")
+                if arena <= stop_at:
+                    break
+    return best

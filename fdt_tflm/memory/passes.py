@@ -1,0 +1,72 @@
+"""Memory passes (IR -> IR, input never mutated): reorder operators, write an optimal offline plan.
+
+``reorder`` changes only the operator list (TFLM runs ops in that order), so outputs
+stay bit-identical.  ``plan`` writes the ``OfflineMemoryAllocation`` metadata that
+TFLM's greedy planner takes as fixed offsets; kernel scratch buffers are planned too,
+so the plan keeps a gap at each scratch-requesting op where TFLM drops them at run time.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+from ..ir.graph import Model
+from .ilp import plan_offsets
+from .lifetimes import lifetimes
+from .offline_plan import METADATA_NAME, check_offline_plan, set_plan
+from .scheduler import Schedule, best_order
+from .scratch import scratch_bytes, scratch_intervals
+from .tflm_model import predict_head
+
+
+@dataclass
+class PlanReport:
+    planned_bytes: int  # extent of the plan, including the gaps reserved for scratch buffers
+    peak_live_bytes: int  # lower bound: most bytes (tensors + scratch) alive at one step
+    optimal: bool
+    gap: float
+    solve_seconds: float
+    predicted_head: int  # TFLM's head for the written model (plan + run-time scratch placement)
+    method: str = ""
+
+
+def reorder(model: Model, time_limit: float = 2.0) -> tuple[Model, Schedule]:
+    """A copy of ``model`` whose subgraphs run in their peak-minimising order; the schedule of subgraph 0."""
+    out = copy.deepcopy(model)
+    main: Optional[Schedule] = None
+    for k, sg in enumerate(out.subgraphs):
+        sched = best_order(sg, time_limit, scratch_bytes(sg))
+        sg.operators = list(sched.order)
+        if k == 0:
+            main = sched
+    if main is None:  # a model without subgraphs: nothing to order
+        main = Schedule([], 0, True, "empty", 0.0)
+    return out, main
+
+
+def plan(model: Model, time_limit: float = 5.0, solver: str = "cbc") -> tuple[Model, PlanReport]:
+    """A copy of ``model`` with an offline plan for subgraph 0 (replacing any it had) and its report."""
+    out = copy.deepcopy(model)
+    if not out.subgraphs:
+        return out, PlanReport(0, 0, True, 0.0, 0.0, 0, "empty")
+    sg = out.main
+    tensors = lifetimes(sg)
+    scratch = scratch_intervals(sg)
+    res = plan_offsets(tensors + scratch, time_limit=time_limit, solver=solver)
+    set_plan(out, {iv.index: off for iv, off in zip(tensors, res.offsets)})
+    head = predict_head(out, scratch=scratch).head
+    method, planned = res.method, res.arena
+    # TFLM's own plan for this order: never ship a plan that does worse than having none
+    plain = copy.copy(out)
+    plain.metadata = [(n, b) for n, b in out.metadata if n != METADATA_NAME.encode()]
+    baseline = predict_head(plain, scratch=scratch)
+    if head > baseline.head:
+        offs = {iv.index: off for iv, off in zip(baseline.buffers, baseline.offsets) if iv.tensor is not None}
+        set_plan(out, offs)
+        head = predict_head(out, scratch=scratch).head
+        method, planned = "tflm-greedy (scratch placement beat the plan)", head
+    check_offline_plan(out)
+    return out, PlanReport(planned_bytes=planned, peak_live_bytes=res.lower_bound,
+                           optimal=res.optimal and head <= res.arena, gap=res.gap, solve_seconds=res.seconds,
+                           predicted_head=head, method=method)
