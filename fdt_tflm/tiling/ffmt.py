@@ -1,0 +1,581 @@
+"""Fused feature-map tiling (FFMT): split a chain of spatial ops along height/width.
+
+A chain of window ops (conv, depthwise conv, pooling, explicit PAD) and pointwise ops is
+rewritten into ``th x tw`` independent tile computations, so the chain's large
+intermediate feature maps never exist at once.  Each output tile's input region is
+inferred backwards through kernel size, stride, dilation and padding; the overlap (halo)
+between neighbouring tiles is recomputed, which costs extra MACs.
+
+Everything is expressed with stock TFLM builtin ops and is bit-exact in TFLM:
+
+* input tiles are STRIDED_SLICE copies (quantisation unchanged);
+* every tile op runs with VALID padding.  Where a tile touches the border of a SAME-padded
+  op the padding is made explicit: conv/depthwise skip out-of-image taps, which equals
+  taps of value "input zero point", so an int8 PAD (TFLM pads with the output zero
+  point, and PAD keeps the quantisation) is exact; max pooling pads with the dtype's
+  lowest value (PADV2); average pooling divides by the number of in-image taps, so a
+  tiling that would need explicit padding there is refused (see ``rules.spatial_border``);
+* tiles are joined with CONCATENATION (each tile row along W, then the rows along H).
+
+Anything unsupported raises :class:`FfmtUnsupported`; the search catches it and leaves
+the chain untiled.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import FdtError
+from ..ir.builder import GraphBuilder, options
+from ..ir.graph import Model, Operator, OperatorCode, Subgraph, Tensor
+from ..ir.macs import graph_macs, op_macs
+from ..ir.types import BUILTIN_CODES, DTYPE_NUMPY
+from .rules import rule
+
+PADDING_SAME, PADDING_VALID = 0, 1  # tflite Padding enum
+H_AXIS, W_AXIS = 1, 2
+
+# Versions of the ops this pass creates, by whether they carry int8 data (LiteRT checks them).
+_NEW_OP_VERSION_INT8 = {"STRIDED_SLICE": 2, "PAD": 2, "PADV2": 2, "CONCATENATION": 2}
+
+DEFAULT_TILE_OPTIONS: tuple[tuple[int, int], ...] = (
+    (2, 1), (1, 2), (2, 2), (3, 1), (1, 3), (3, 3), (4, 1), (1, 4), (4, 4))
+
+
+class FfmtUnsupported(FdtError):
+    """This chain/tiling cannot be expressed exactly; the caller leaves it untiled."""
+
+
+# --------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Span:
+    """A half-open index range ``[lo, hi)`` along one spatial axis."""
+
+    lo: int
+    hi: int
+
+    @property
+    def size(self) -> int:
+        return self.hi - self.lo
+
+
+@dataclass(frozen=True)
+class AxisGeom:
+    """How one spatial axis of an op's output reads its input: out[i] <- in[i*stride - pad_before + (0..eff_k-1)]."""
+
+    eff_k: int
+    stride: int
+    pad_before: int
+    in_size: int
+
+    def input_span(self, out: Span) -> tuple[Span, int, int]:
+        """The in-image input span an output span needs, and the padding before/after it."""
+        lo = out.lo * self.stride - self.pad_before
+        hi = (out.hi - 1) * self.stride - self.pad_before + self.eff_k
+        return Span(max(lo, 0), min(hi, self.in_size)), max(0, -lo), max(0, hi - self.in_size)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One op of the chain as FFMT sees it."""
+
+    index: int  # position in the subgraph's operator list
+    kind: str  # rules.spatial: "window" | "pad" | "pointwise"
+    border: str  # rules.spatial_border (window ops only)
+    h: AxisGeom
+    w: AxisGeom
+
+
+@dataclass(frozen=True)
+class TileStep:
+    """One op of one tile: the output region it computes, the input region it reads, the padding."""
+
+    out_h: Span
+    out_w: Span
+    in_h: Span
+    in_w: Span
+    pads: tuple[int, int, int, int]  # top, bottom, left, right
+
+
+@dataclass
+class FfmtPlan:
+    """The complete tiling of a chain: per tile (row-major), per op of the chain."""
+
+    path: list[int]
+    tiles: tuple[int, int]
+    steps: list[Step]
+    tile_steps: list[list[TileStep]]  # [tile][op]
+
+
+def split_sizes(n: int, k: int) -> list[Span]:
+    """``n`` split into ``k`` near-equal consecutive spans (the first ``n % k`` one larger)."""
+    if k < 1 or k > n:
+        raise FfmtUnsupported(f"cannot split {n} into {k} tiles")
+    base, rem = divmod(n, k)
+    spans, lo = [], 0
+    for i in range(k):
+        hi = lo + base + (1 if i < rem else 0)
+        spans.append(Span(lo, hi))
+        lo = hi
+    return spans
+
+
+def _window_axis(op: Operator, axis: int) -> AxisGeom:
+    """Geometry of a conv/depthwise/pool op along H (axis 1) or W (axis 2), TFLM's SAME arithmetic."""
+    sfx = "H" if axis == H_AXIS else "W"
+    inp, out = op.inputs[0], op.outputs[0]
+    k = op.opt("FilterHeight" if axis == H_AXIS else "FilterWidth")
+    if k is None:  # conv/depthwise: kernel size from the OHWI / 1HWO weights
+        if len(op.inputs) < 2 or op.inputs[1] is None or len(op.inputs[1].shape) != 4:
+            raise FfmtUnsupported(f"{op.type}: no 4-D weights")
+        k = op.inputs[1].shape[axis]
+    stride = int(op.opt("Stride" + sfx, 1))
+    dil = int(op.opt(f"Dilation{sfx}Factor", 1) or 1)
+    eff = (int(k) - 1) * dil + 1
+    n_in, n_out = inp.shape[axis], out.shape[axis]
+    padding = op.opt("Padding", PADDING_SAME)
+    if padding == PADDING_SAME:
+        expect = (n_in + stride - 1) // stride
+        pad_before = max((n_out - 1) * stride + eff - n_in, 0) // 2
+    elif padding == PADDING_VALID:
+        expect = (n_in - eff + stride) // stride
+        pad_before = 0
+    else:
+        raise FfmtUnsupported(f"{op.type}: unknown padding {padding}")
+    if expect != n_out or stride < 1 or eff < 1:
+        raise FfmtUnsupported(f"{op.type}: output size {n_out} does not match its geometry")
+    if dil != 1 and op.opt("FilterHeight") is not None:
+        raise FfmtUnsupported(f"{op.type}: dilated pooling")
+    return AxisGeom(eff, stride, pad_before, n_in)
+
+
+def _pad_axis(op: Operator, axis: int) -> AxisGeom:
+    """An explicit PAD along one axis is a window of size 1 shifted by the padding before."""
+    if len(op.inputs) < 2 or op.inputs[1] is None or not op.inputs[1].is_constant:
+        raise FfmtUnsupported(f"{op.type}: paddings are not constant")
+    pads = op.inputs[1].numpy().reshape(-1, 2)
+    if pads.shape[0] != 4 or pads[0].any() or pads[3].any():
+        raise FfmtUnsupported(f"{op.type}: pads batch or channels")
+    before, after = int(pads[axis][0]), int(pads[axis][1])
+    if before < 0 or after < 0:
+        raise FfmtUnsupported(f"{op.type}: negative padding")
+    n_in = op.inputs[0].shape[axis]
+    if op.outputs[0].shape[axis] != n_in + before + after:
+        raise FfmtUnsupported(f"{op.type}: output shape does not match paddings")
+    return AxisGeom(1, 1, before, n_in)
+
+
+def _identity_axis(op: Operator, axis: int) -> AxisGeom:
+    return AxisGeom(1, 1, 0, op.outputs[0].shape[axis])
+
+
+_AXIS_GEOMETRY = {"window": _window_axis, "pad": _pad_axis, "pointwise": _identity_axis}
+
+
+def _path_input(op: Operator, prev: Optional[Tensor]) -> Tensor:
+    """The activation the chain flows through into ``op``."""
+    if prev is not None:
+        return prev
+    t = op.inputs[0] if op.inputs else None
+    if t is None or not t.is_activation:
+        raise FfmtUnsupported(f"{op.type}: first input is not an activation")
+    return t
+
+
+def analyse_chain(sg: Subgraph, path: Sequence[int]) -> list[Step]:
+    """Check that ``path`` is a tileable chain and describe each op's spatial geometry."""
+    path = list(path)
+    if not path:
+        raise FfmtUnsupported("empty path")
+    if any(not 0 <= i < len(sg.operators) for i in path) or any(b <= a for a, b in zip(path, path[1:])):
+        raise FfmtUnsupported("path indices must be increasing operator indices")
+    consumers = sg.consumers()
+    outputs = {id(t) for t in sg.outputs}
+    steps: list[Step] = []
+    prev: Optional[Tensor] = None
+    for k, i in enumerate(path):
+        op = sg.operators[i]
+        r = rule(op.type)
+        if r is None or r.spatial not in _AXIS_GEOMETRY:
+            raise FfmtUnsupported(f"{op.type} cannot be tiled spatially")
+        if len(op.outputs) != 1:
+            raise FfmtUnsupported(f"{op.type}: more than one output")
+        data = _path_input(op, prev)
+        out = op.outputs[0]
+        if r.spatial in ("window", "pad") and op.inputs[0] is not data:
+            raise FfmtUnsupported(f"{op.type}: the chain does not enter through input 0")
+        if prev is not None and all(t is not prev for t in op.inputs):
+            raise FfmtUnsupported(f"op {i} does not consume the output of op {path[k - 1]}")
+        if len(data.shape) != 4 or len(out.shape) != 4 or data.shape[0] != out.shape[0]:
+            raise FfmtUnsupported(f"{op.type}: not a 4-D NHWC op")
+        if r.spatial == "pointwise" and data.shape[:3] != out.shape[:3]:
+            raise FfmtUnsupported(f"{op.type}: the chain operand is broadcast")
+        if r.spatial == "pad" and not (data.quantization is None and out.quantization is None) \
+                and not (data.quantization is not None and data.quantization.same_as(out.quantization)):
+            raise FfmtUnsupported(f"{op.type}: requantising pad")
+        if k < len(path) - 1:
+            if id(out) in outputs or [c for c in consumers.get(out, [])] != [sg.operators[path[k + 1]]]:
+                raise FfmtUnsupported(f"{out.name} is used outside the chain")
+        geo = _AXIS_GEOMETRY[r.spatial]
+        steps.append(Step(i, r.spatial, r.spatial_border, geo(op, H_AXIS), geo(op, W_AXIS)))
+        prev = out
+    return steps
+
+
+def plan_ffmt(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> FfmtPlan:
+    """Tile regions for every op of the chain; raises :class:`FfmtUnsupported`."""
+    return _plan(model.main, analyse_chain(model.main, path_op_indices), tiles)
+
+
+def _plan(sg: Subgraph, steps: list[Step], tiles: tuple[int, int]) -> FfmtPlan:
+    th, tw = (int(x) for x in tiles)
+    if th < 1 or tw < 1 or th * tw < 2:
+        raise FfmtUnsupported(f"tiles {tiles}: need at least two tiles")
+    last = sg.operators[steps[-1].index].outputs[0]
+    tile_steps: list[list[TileStep]] = []
+    for sh in split_sizes(last.shape[H_AXIS], th):
+        for sw in split_sizes(last.shape[W_AXIS], tw):
+            per_op: list[TileStep] = []
+            oh, ow = sh, sw
+            for st in reversed(steps):
+                ih, pt, pb = st.h.input_span(oh)
+                iw, pl, pr = st.w.input_span(ow)
+                if ih.size <= 0 or iw.size <= 0:
+                    raise FfmtUnsupported("a tile reads no input")
+                pads = (pt, pb, pl, pr)
+                if any(pads) and st.kind == "window" and st.border == "refuse":
+                    op = sg.operators[st.index]
+                    raise FfmtUnsupported(f"{op.type}: a tile needs explicit padding, which would change it")
+                per_op.append(TileStep(oh, ow, ih, iw, pads))
+                oh, ow = ih, iw
+            tile_steps.append(per_op[::-1])
+    return FfmtPlan([st.index for st in steps], (th, tw), steps, tile_steps)
+
+
+# --------------------------------------------------------------------------------------
+# MAC accounting
+# --------------------------------------------------------------------------------------
+def _macs_of(op_type: str, shape: list[int], dtype: int) -> int:
+    """MACs ``macs.op_macs`` charges for a data-movement op of this type and output shape."""
+    fake = Operator(OperatorCode(BUILTIN_CODES[op_type]), [], [Tensor("", list(shape), dtype)])
+    return op_macs(fake)
+
+
+def _region_shape(n: int, h: Span, w: Span, c: int) -> list[int]:
+    return [n, h.size, w.size, c]
+
+
+def _other_inputs_sliced(op: Operator, data: Tensor, out: Tensor) -> list[int]:
+    """Positions of a pointwise op's non-chain operands that must be sliced per tile.
+
+    An operand either has the output's full height and width (sliced with the tile, 4-D
+    only) or is broadcast over both (height and width 1: passed as is); anything else is
+    refused."""
+    res = []
+    for pos, t in enumerate(op.inputs):
+        if t is None or t is data:
+            continue
+        if len(t.shape) > 4:
+            raise FfmtUnsupported(f"{op.type}: operand {t.name} has rank > 4")
+        shp = [1] * (4 - len(t.shape)) + list(t.shape)
+        hw, out_hw = shp[H_AXIS:W_AXIS + 1], out.shape[H_AXIS:W_AXIS + 1]
+        if hw == [1, 1]:
+            continue
+        if hw != out_hw or len(t.shape) != 4:
+            raise FfmtUnsupported(f"{op.type}: operand {t.name} broadcasts in an unsupported way")
+        res.append(pos)
+    return res
+
+
+def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
+    """(op type, MACs) of every op the rewrite inserts, from the plan alone (no graph is built).
+
+    Mirrors :func:`apply_ffmt` op for op, so the search can price a tiling (MACs, and the
+    op count, which drives TFLM's persistent tail) without rewriting the model."""
+    sg = model.main
+    res: list[tuple[str, int]] = []
+    for per_op in plan.tile_steps:
+        prev: Optional[Tensor] = None
+        for k, (st, ts) in enumerate(zip(plan.steps, per_op)):
+            op = sg.operators[st.index]
+            data = _path_input(op, prev)
+            out = op.outputs[0]
+            n = out.shape[0]
+            if k == 0 and (ts.in_h.size, ts.in_w.size) != tuple(data.shape[1:3]):
+                shape = _region_shape(n, ts.in_h, ts.in_w, data.shape[3])
+                res.append(("STRIDED_SLICE", _macs_of("STRIDED_SLICE", shape, data.dtype)))
+            if st.kind == "pointwise":
+                for pos in _other_inputs_sliced(op, data, out):
+                    t = op.inputs[pos]
+                    if t.is_activation and (ts.out_h.size, ts.out_w.size) != tuple(t.shape[1:3]):
+                        shape = _region_shape(n, ts.out_h, ts.out_w, t.shape[3])
+                        res.append(("STRIDED_SLICE", _macs_of("STRIDED_SLICE", shape, t.dtype)))
+            if st.kind == "window" and any(ts.pads):
+                padded = _region_shape(n, Span(0, ts.in_h.size + ts.pads[0] + ts.pads[1]),
+                                       Span(0, ts.in_w.size + ts.pads[2] + ts.pads[3]), data.shape[3])
+                kind = "PAD" if st.border == "zero_point" else "PADV2"
+                res.append((kind, _macs_of(kind, padded, data.dtype)))
+            if st.kind != "pad" or any(ts.pads):
+                per_out = op_macs(op) // max(1, out.num_elements)
+                res.append((op.type, per_out * n * ts.out_h.size * ts.out_w.size * out.shape[3]))
+            prev = out
+    th, tw = plan.tiles
+    last = sg.operators[plan.steps[-1].index].outputs[0]
+    if tw > 1:
+        for sh in split_sizes(last.shape[H_AXIS], th):
+            shape = [last.shape[0], sh.size, *last.shape[2:]]
+            res.append(("CONCATENATION", _macs_of("CONCATENATION", shape, last.dtype)))
+    if th > 1:
+        res.append(("CONCATENATION", _macs_of("CONCATENATION", list(last.shape), last.dtype)))
+    return res
+
+
+def ffmt_recompute_macs(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> int:
+    """Extra MACs of tiling this chain (halo recomputation, explicit pads; ``macs.op_macs`` units)."""
+    plan = plan_ffmt(model, path_op_indices, tiles)
+    original = sum(op_macs(model.main.operators[i]) for i in plan.path)
+    return sum(m for _, m in planned_ops(model, plan)) - original
+
+
+def ffmt_overhead_pct(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> float:
+    """MAC overhead in percent of the whole model's MACs (extra / original * 100)."""
+    base = graph_macs(model.main)
+    return 100.0 * ffmt_recompute_macs(model, path_op_indices, tiles) / max(1, base)
+
+
+# --------------------------------------------------------------------------------------
+# Candidates for the search
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FfmtCandidate:
+    path: tuple[int, ...]
+    tiles: tuple[int, int]
+    extra_macs: int
+    overhead_pct: float  # extra MACs / original model MACs * 100
+    added_ops: int  # net operator count change; each op costs TFLM tail bytes (~250 B measured)
+
+
+def ffmt_chains(model: Model) -> list[list[int]]:
+    """Maximal chains of spatially tileable ops (each intermediate output feeds only the next op)."""
+    sg = model.main
+    chains: list[list[int]] = []
+    used: set[int] = set()
+    pos = {id(op): i for i, op in enumerate(sg.operators)}
+    consumers = sg.consumers()
+    outputs = {id(t) for t in sg.outputs}
+    for i in range(len(sg.operators)):
+        if i in used:
+            continue
+        chain = [i]
+        try:
+            analyse_chain(sg, chain)
+        except FfmtUnsupported:
+            continue
+        while True:
+            out = sg.operators[chain[-1]].outputs[0]
+            cons = consumers.get(out, [])
+            if id(out) in outputs or len(cons) != 1:
+                break
+            nxt = pos[id(cons[0])]
+            try:
+                analyse_chain(sg, chain + [nxt])
+            except FfmtUnsupported:
+                break
+            chain.append(nxt)
+        used.update(chain)
+        chains.append(chain)
+    return chains
+
+
+def ffmt_candidates(model: Model, tile_options: Sequence[tuple[int, int]] = DEFAULT_TILE_OPTIONS,
+                    max_len: int = 8) -> list[FfmtCandidate]:
+    """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops) x tiling
+    that can be expressed exactly, with its MAC cost.  Deterministic order."""
+    sg = model.main
+    base = max(1, graph_macs(sg))
+    res: list[FfmtCandidate] = []
+    for chain in ffmt_chains(model):
+        for a in range(len(chain)):
+            for b in range(a + 1, min(len(chain), a + max_len) + 1):
+                sub = chain[a:b]
+                if not any(rule(sg.operators[i].type).spatial == "window" for i in sub):
+                    continue
+                try:
+                    steps = analyse_chain(sg, sub)
+                except FfmtUnsupported:
+                    continue
+                for tiles in tile_options:
+                    try:
+                        plan = _plan(sg, steps, tiles)
+                    except FfmtUnsupported:
+                        continue
+                    ops = planned_ops(model, plan)
+                    extra = sum(m for _, m in ops) - sum(op_macs(sg.operators[i]) for i in sub)
+                    res.append(FfmtCandidate(tuple(sub), tuple(tiles), extra, 100.0 * extra / base,
+                                             len(ops) - len(sub)))
+    return res
+
+
+# --------------------------------------------------------------------------------------
+# The rewrite
+# --------------------------------------------------------------------------------------
+class _Emitter:
+    """Creates the tile tensors/ops of one rewrite; shares identical int32 constants."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.b = GraphBuilder(model)
+        self.ops: list[Operator] = []
+        self._consts: dict[tuple, Tensor] = {}
+
+    def op(self, name: str, inputs: list[Optional[Tensor]], outputs: list[Tensor], opts, int8: bool) -> Operator:
+        version = _NEW_OP_VERSION_INT8.get(name, 1) if int8 else 1
+        o = Operator(self.model.opcode(BUILTIN_CODES[name], version), inputs, outputs, opts)
+        self.ops.append(o)
+        return o
+
+    def int32(self, name: str, values: list) -> Tensor:
+        arr = np.asarray(values, np.int32)
+        key = (arr.shape, arr.tobytes())
+        if key not in self._consts:
+            self._consts[key] = self.b.const(name, arr)
+        return self._consts[key]
+
+    def like(self, t: Tensor, name: str, shape: list[int]) -> Tensor:
+        return self.b.tensor(name, shape, t.dtype, None if t.quantization is None else t.quantization.copy())
+
+    def slice(self, x: Tensor, h: Span, w: Span, name: str) -> Tensor:
+        """STRIDED_SLICE of a spatial region (a plain copy: quantisation unchanged)."""
+        if (h.size, w.size) == tuple(x.shape[1:3]):
+            return x
+        n, c = x.shape[0], x.shape[3]
+        y = self.like(x, name, [n, h.size, w.size, c])
+        begin = self.int32("ffmt_begin", [0, h.lo, w.lo, 0])
+        end = self.int32("ffmt_end", [n, h.hi, w.hi, c])
+        strides = self.int32("ffmt_strides", [1, 1, 1, 1])
+        self.op("STRIDED_SLICE", [x, begin, end, strides], [y], options("STRIDED_SLICE"), _is_int8(x))
+        return y
+
+    def pad(self, x: Tensor, pads: tuple[int, int, int, int], fill: str, name: str) -> Tensor:
+        t, b, l, r = pads
+        n, h, w, c = x.shape
+        y = self.like(x, name, [n, h + t + b, w + l + r, c])
+        paddings = self.int32("ffmt_paddings", [[0, 0], [t, b], [l, r], [0, 0]])
+        if fill == "zero_point":  # PAD fills with the output zero point (== input's: same quantisation)
+            self.op("PAD", [x, paddings], [y], options("PAD"), _is_int8(x))
+        elif fill == "lowest":
+            self.op("PADV2", [x, paddings, self.lowest(x)], [y], options("PADV2"), _is_int8(x))
+        else:
+            raise FfmtUnsupported(f"no explicit padding for border rule {fill!r}")
+        return y
+
+    def lowest(self, x: Tensor) -> Tensor:
+        """PADV2's fill for max pooling: the dtype's lowest value, quantised like ``x`` (shared)."""
+        q = x.quantization
+        key = ("lowest", x.dtype, None if q is None else tuple(
+            None if a is None else a.tobytes() for a in (q.scale, q.zero_point)))
+        if key not in self._consts:
+            dt = np.dtype(DTYPE_NUMPY[x.dtype])
+            low = np.iinfo(dt).min if dt.kind in "iu" else np.finfo(dt).min
+            self._consts[key] = self.b.const("ffmt_lowest", np.array([low], dt), None if q is None else q.copy())
+        return self._consts[key]
+
+    def concat(self, parts: list[Tensor], axis: int, out: Tensor) -> None:
+        self.op("CONCATENATION", parts, [out], options("CONCATENATION", Axis=axis, FusedActivationFunction=0),
+                _is_int8(out))
+
+
+def _is_int8(t: Tensor) -> bool:
+    return np.dtype(DTYPE_NUMPY.get(t.dtype, np.float32)).kind in "iu"
+
+
+def _tile_op(em: _Emitter, op: Operator, inputs: list[Optional[Tensor]], out: Tensor,
+             valid: bool) -> Operator:
+    """A copy of ``op`` on new tensors (VALID padding for window ops; weights shared)."""
+    opts = None if op.options is None else op.options.copy()
+    if valid and opts is not None and "Padding" in opts.fields:
+        opts.fields["Padding"] = PADDING_VALID
+    o = dataclasses.replace(op, inputs=inputs, outputs=[out], options=opts,
+                            options2=None if op.options2 is None else op.options2.copy(),
+                            intermediates=[], extra=dict(op.extra))
+    em.ops.append(o)
+    return o
+
+
+def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> Model:
+    """A copy of ``model`` with the chain ``path_op_indices`` computed in ``tiles = (H splits, W splits)``
+    tiles.  Raises :class:`FfmtUnsupported` (the original is never modified)."""
+    plan = plan_ffmt(model, path_op_indices, tiles)
+    m = copy.deepcopy(model)
+    sg = m.main
+    path_ops = [sg.operators[i] for i in plan.path]
+    em = _Emitter(m)
+    th, tw = plan.tiles
+    tile_outs: list[Tensor] = []
+    for t_idx, per_op in enumerate(plan.tile_steps):
+        tag = f"ffmt_t{t_idx // tw}_{t_idx % tw}"
+        cur: Optional[Tensor] = None
+        prev_orig: Optional[Tensor] = None
+        for st, ts, op in zip(plan.steps, per_op, path_ops):
+            data = _path_input(op, prev_orig)
+            out = op.outputs[0]
+            if cur is None:
+                cur = em.slice(data, ts.in_h, ts.in_w, f"{data.name}/{tag}")
+            shape = _region_shape(out.shape[0], ts.out_h, ts.out_w, out.shape[3])
+            if st.kind == "window":
+                x = em.pad(cur, ts.pads, st.border, f"{out.name}/{tag}_pad") if any(ts.pads) else cur
+                y = em.like(out, f"{out.name}/{tag}", shape)
+                _tile_op(em, op, [x, *op.inputs[1:]], y, valid=True)
+            elif st.kind == "pad":
+                if any(ts.pads):
+                    y = em.like(out, f"{out.name}/{tag}", shape)
+                    paddings = em.int32("ffmt_paddings", [[0, 0], [ts.pads[0], ts.pads[1]],
+                                                          [ts.pads[2], ts.pads[3]], [0, 0]])
+                    _tile_op(em, op, [cur, paddings, *op.inputs[2:]], y, valid=False)
+                else:  # this tile lies inside the padded image: the pad is a no-op
+                    y = cur
+            else:
+                sliced = set(_other_inputs_sliced(op, data, out))
+                ins: list[Optional[Tensor]] = []
+                for pos, t in enumerate(op.inputs):
+                    if t is data:
+                        ins.append(cur)
+                    elif pos in sliced and t.is_activation:
+                        ins.append(em.slice(t, ts.out_h, ts.out_w, f"{t.name}/{tag}"))
+                    elif pos in sliced:
+                        arr = t.numpy()[:, ts.out_h.lo:ts.out_h.hi, ts.out_w.lo:ts.out_w.hi, :]
+                        ins.append(em.b.const(f"{t.name}/{tag}", arr,
+                                              None if t.quantization is None else t.quantization.copy(), t.dtype))
+                    else:
+                        ins.append(t)
+                y = em.like(out, f"{out.name}/{tag}", shape)
+                _tile_op(em, op, ins, y, valid=False)
+            cur, prev_orig = y, out
+        tile_outs.append(cur)
+    final = path_ops[-1].outputs[0]
+    rows: list[Tensor] = []
+    for i in range(th):
+        row = tile_outs[i * tw:(i + 1) * tw]
+        if tw == 1:
+            rows.append(row[0])
+            continue
+        r_out = final if th == 1 else em.like(final, f"{final.name}/ffmt_row{i}",
+                                               [final.shape[0], row[0].shape[1], *final.shape[2:]])
+        em.concat(row, W_AXIS, r_out)
+        rows.append(r_out)
+    if th > 1:
+        em.concat(rows, H_AXIS, final)
+    # splice: the tile ops replace the chain at the position of its last op
+    at = plan.path[-1] - (len(plan.path) - 1)
+    keep = [op for op in sg.operators if all(op is not p for p in path_ops)]
+    sg.operators = keep[:at] + em.ops + keep[at:]
+    dead = {id(p.outputs[0]) for p in path_ops[:-1]}
+    used = {id(t) for op in sg.operators for t in [*op.inputs, *op.outputs] if t is not None}
+    sg.tensors = [t for t in sg.tensors if id(t) not in dead or id(t) in used]
+    return m
