@@ -181,11 +181,14 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
         paths = [_path_dict(p) for p in getattr(sr, "paths", [])]
         pareto = [dict(p) if isinstance(p, dict) else _obj_dict(p) for p in getattr(sr, "pareto", [])]
     schedule = None
-    if "reorder" in steps:
+    plan_report = None
+    if "reorder" in steps and "plan" in steps:
+        from .memory.passes import reorder_and_plan
+        model, schedule, plan_report = reorder_and_plan(model, time_limit=time_limit)
+    elif "reorder" in steps:
         from .memory.passes import reorder
         model, schedule = reorder(model, time_limit=time_limit)
-    plan_report = None
-    if "plan" in steps:
+    elif "plan" in steps:
         from .memory.passes import plan
         model, plan_report = plan(model, time_limit=time_limit)
     if progress:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from ..ir.graph import Model
 from .ilp import plan_offsets
-from .lifetimes import lifetimes
+from .lifetimes import lifetimes, peak_live
 from .offline_plan import METADATA_NAME, check_offline_plan, set_plan
 from .scheduler import Schedule, best_order
 from .scratch import scratch_bytes, scratch_intervals
@@ -70,3 +70,25 @@ def plan(model: Model, time_limit: float = 5.0, solver: str = "cbc") -> tuple[Mo
     return out, PlanReport(planned_bytes=planned, peak_live_bytes=res.lower_bound,
                            optimal=res.optimal and head <= res.arena, gap=res.gap, solve_seconds=res.seconds,
                            predicted_head=head, method=method)
+
+
+
+def _op_signature(model: Model) -> list[tuple]:
+    return [(op.type, tuple(t.name for t in op.outputs)) for op in model.main.operators]
+
+
+def reorder_and_plan(model: Model, time_limit: float = 5.0) -> tuple[Model, Schedule, PlanReport]:
+    """Plan both the peak-minimising order and the stored order and keep the smaller head.
+
+    The ILP may stop at its time limit above the bound of the new order, and then a plan
+    of the stored order can be smaller: the pipeline must never do worse than either.
+    Ties keep the stored order (fewer changes to the model)."""
+    reordered, sched = reorder(model, time_limit=min(time_limit, 2.0))
+    stored_out, stored_rep = plan(model, time_limit)
+    if _op_signature(reordered) == _op_signature(model):
+        return stored_out, sched, stored_rep
+    new_out, new_rep = plan(reordered, time_limit)
+    if new_rep.predicted_head < stored_rep.predicted_head:
+        return new_out, sched, new_rep
+    kept = Schedule(list(model.main.operators), peak_live(lifetimes(model.main)), False, "stored order kept", 0.0)
+    return stored_out, kept, stored_rep
