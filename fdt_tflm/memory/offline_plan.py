@@ -7,12 +7,12 @@ are alive at the same time share a byte.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
 from ..errors import FdtError
-from ..ir.graph import Model
+from ..ir.graph import Model, Tensor
 from .lifetimes import Interval, lifetimes
 
 METADATA_NAME = "OfflineMemoryAllocation"
@@ -67,8 +67,12 @@ def planned_intervals(model: Model) -> list[tuple[Interval, int]]:
     return out
 
 
-def find_overlap(items: list[tuple[Interval, int]]) -> Optional[tuple[Interval, Interval]]:
-    """Two buffers alive at the same time whose byte ranges intersect, or None (sweep by offset)."""
+def find_overlap(items: list[tuple[Interval, int]], shareable: Iterable[tuple[Tensor, Tensor]] = ()
+                 ) -> Optional[tuple[Interval, Interval]]:
+    """Two buffers alive at the same time whose byte ranges intersect, or None (sweep by offset).
+
+    ``shareable``: tensor pairs allowed to alias, but only at exactly the same offset."""
+    share = {frozenset((id(a), id(b))) for a, b in shareable}
     items = sorted(items, key=lambda x: x[1])
     for a in range(len(items)):
         ia, oa = items[a]
@@ -76,14 +80,21 @@ def find_overlap(items: list[tuple[Interval, int]]) -> Optional[tuple[Interval, 
             ib, ob = items[b]
             if ob >= oa + ia.size:
                 break
-            if ia.overlaps(ib):
+            if ia.overlaps(ib) and not (oa == ob and ia.tensor is not None
+                                        and ib.tensor is not None
+                                        and frozenset((id(ia.tensor), id(ib.tensor))) in share):
                 return ia, ib
     return None
 
 
 def check_offline_plan(model: Model) -> None:
-    """Raise :class:`PlanError` unless the model's offline plan (if any) is sound."""
-    clash = find_overlap(planned_intervals(model))
+    """Raise :class:`PlanError` unless the model's offline plan (if any) is sound: no two live
+    tensors share a byte, except the in-place pairs of :mod:`.inplace` at one offset."""
+    from .inplace import shareable_pairs
+    items = planned_intervals(model)
+    ivs = [iv for iv, _ in items]
+    pairs = [(ivs[a].tensor, ivs[b].tensor) for a, b in shareable_pairs(model.main, ivs)]
+    clash = find_overlap(items, pairs)
     if clash is not None:
         a, b = clash
         raise PlanError(f"refusing to write an overlapping memory plan: tensors {a.tensor.name!r} and "

@@ -38,6 +38,7 @@ class OpRule:
     weight_in_axis: Optional[int] = None  # axis of input 1 that indexes input channels (partial-sum end)
     channel_check: str = ""  # named extra condition for channel-wise use (see tiling/paths.py CHECKS)
     channel_multiplier: Optional[str] = None  # option scaling channels (out = in * m), e.g. DepthMultiplier
+    max_inputs: Optional[int] = None  # TFLM kernel limit on the number of inputs
     note: str = ""
 
 
@@ -74,7 +75,8 @@ _RULES = [
     OpRule("MEAN", channel_wise=True, channel_check="axes_not_last", spatial="none", note="only over non-channel axes"),
     OpRule("RESHAPE", channel_wise=True, channel_check="last_axis_kept", spatial="none", note="only when the last axis is kept"),
     OpRule("SQUEEZE", channel_wise=True, channel_check="last_axis_kept", spatial="none", note="only when the last axis is kept"),
-    OpRule("CONCATENATION", spatial="none", note="ends a channel path along the last axis"),
+    OpRule("CONCATENATION", spatial="none", max_inputs=10,
+           note="ends a channel path along the last axis; TFLM's kernel takes at most 10 inputs (kMaxInputNum)"),
 ]
 
 RULES: dict[str, OpRule] = {r.op: r for r in _RULES}

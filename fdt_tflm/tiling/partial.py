@@ -1,0 +1,531 @@
+"""Exact int8 partial-sum FDT: a channel path ending in a CONV_2D / FULLY_CONNECTED split by
+its *input* channels, the parts summed in int32 by the bundled FDT_PARTIAL custom kernel.
+
+Why a custom op: every stock int8 conv/dense requantises its own output, so summing int8
+partial results with a stock ADD rounds once per part and is not exact.  FDT_PARTIAL keeps
+an int32 accumulator between the parts and requantises once, with exactly the original
+op's per-channel multipliers and shifts, so the rewritten model is bit-identical to the
+original (proved by :func:`verify_custom` with the NumPy reference, which matches TFLM).
+
+The path (operator indices of subgraph 0, chain order) is:
+    body      a valid FDT channel path (see :mod:`fdt_tflm.tiling.paths`): an op split by
+              output channels (conv, dense, 1-channel depthwise) or a channel-wise op on an
+              input slice, then channel-wise ops;
+    [RESHAPE] optionally one flatten between the body and a dense end (absorbed: the dense
+              weight columns of each slice are gathered instead);
+    end       int8 CONV_2D or FULLY_CONNECTED with constant weights.
+Each part i runs body_i then FDT_PARTIAL_i (acc_i = acc_{i-1} + W_i x_i); the last part adds
+the bias, requantises and writes the original output tensor.  acc_{i-1} and acc_i may share
+arena bytes (the kernel reads every element before writing it): see :func:`shareable_pairs`.
+
+Opt-in only: a model rewritten here runs only on firmware that registers FDT_PARTIAL
+(firmware_template/fdt_kernels); :func:`needs_custom_kernel` tells whether a model does.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import FdtError
+from ..ir.graph import Buffer, Model, Operator, Subgraph, Tensor
+from ..ir.macs import op_macs
+from ..ir.types import DTYPE_CODES
+from ..memory.lifetimes import Interval, lifetimes
+from ..reference.fixedpoint import activation_range
+from ..reference.ops import conv_padding, fc_multipliers, per_channel_multipliers
+from ..reference.partial_op import FDT_PARTIAL_CODE, KIND_CONV, KIND_FC, PartialParams
+from .fdt import _new_activation, _Rewriter, prune_tensors
+from .paths import CONCAT, PathInfo, analyze_path, data_input_index, even_ranges, multiplier
+
+INT8, INT32 = DTYPE_CODES["INT8"], DTYPE_CODES["INT32"]
+CUSTOM = 32
+END_KIND = {"CONV_2D": KIND_CONV, "FULLY_CONNECTED": KIND_FC}
+DEFAULT_PARTS = (2, 4, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# path analysis
+@dataclass(frozen=True)
+class PartialPath:
+    """A validated partial-sum path: ``body`` (a concat-style FDT path), an optional flatten
+    RESHAPE, and the conv/dense ``end``; ``channels`` is the channel count at the end's input."""
+
+    body: PathInfo
+    reshape: Optional[int]
+    end: int
+    channels: int
+
+    @property
+    def ops(self) -> tuple[int, ...]:
+        return self.body.ops + ((self.reshape,) if self.reshape is not None else ()) + (self.end,)
+
+
+def _zp(t: Tensor) -> int:
+    q = t.quantization
+    return 0 if q is None or q.zero_point is None or q.zero_point.size == 0 else int(q.zero_point[0])
+
+
+def _quantised(t: Optional[Tensor]) -> bool:
+    q = None if t is None else t.quantization
+    return q is not None and q.scale is not None and q.scale.size > 0
+
+
+def _single_use(sg: Subgraph, t: Tensor, consumers: dict) -> bool:
+    return len(consumers.get(t, [])) == 1 and all(t is not o for o in sg.outputs) and t.is_activation
+
+
+def _end_problem(end: Operator, feature: Tensor) -> Optional[str]:
+    """Why ``end`` cannot be an exact int8 partial-sum end fed by ``feature`` (None if it can)."""
+    if end.type not in END_KIND:
+        return f"{end.type} cannot end a partial-sum path (int8 CONV_2D/FULLY_CONNECTED only)"
+    x, w = end.inputs[0], end.inputs[1] if len(end.inputs) > 1 else None
+    b = end.inputs[2] if len(end.inputs) > 2 else None
+    y = end.outputs[0]
+    if x is None or w is None or not w.is_constant or w.sparsity is not None:
+        return f"{end.type} needs constant dense weights"
+    if not (x.dtype == INT8 and y.dtype == INT8 and w.dtype == INT8 and feature.dtype == INT8):
+        return "FDT_PARTIAL supports int8 activations and weights only"
+    if not (_quantised(x) and _quantised(y) and _quantised(w)):
+        return "int8 tensors of the end op must be quantised"
+    if b is not None and (not b.is_constant or b.dtype != INT32):
+        return "the bias must be a constant int32 tensor"
+    if w.quantization.zero_point is not None and np.any(w.quantization.zero_point != 0):
+        return "weights with a non-zero zero point are not supported"
+    act = int(end.opt("FusedActivationFunction", 0))
+    if act not in (0, 1, 2, 3):
+        return f"fused activation {act} is not supported"
+    c = feature.shape[-1] if feature.shape else 0
+    if end.type == "CONV_2D":
+        if len(w.shape) != 4 or len(feature.shape) != 4 or w.shape[3] != c or end.inputs[0] is not feature:
+            return "CONV_2D end: filter depth must equal the channel count of the path"
+    else:
+        k = w.shape[1] if len(w.shape) == 2 else 0
+        n = feature.num_elements
+        if k == 0 or c == 0 or k % c or n % k:
+            return "FULLY_CONNECTED end: its input rows must be whole multiples of the path's channels"
+        rows = n // k
+        if int(np.prod(y.shape[:-1])) != rows or y.shape[-1] != w.shape[0]:
+            return "FULLY_CONNECTED end: output shape does not match"
+    return None
+
+
+def analyze_partial(sg: Subgraph, path: Sequence[int], parts: int = 2,
+                    consumers: Optional[dict] = None) -> PartialPath:
+    """Validate a partial-sum path; raise :class:`FdtError` saying why it cannot be split."""
+    ops = tuple(int(i) for i in path)
+    if len(ops) < 2:
+        raise FdtError("a partial-sum path needs at least one op before its conv/dense end")
+    if any(i < 0 or i >= len(sg.operators) for i in ops) or len(set(ops)) != len(ops):
+        raise FdtError(f"path {list(ops)} has repeated or out-of-range operator indices")
+    consumers = sg.consumers() if consumers is None else consumers
+    end_i = ops[-1]
+    end = sg.operators[end_i]
+    reshape_i: Optional[int] = None
+    body_ops = ops[:-1]
+    if len(body_ops) >= 2 and sg.operators[body_ops[-1]].type in ("RESHAPE", "SQUEEZE") \
+            and end.type == "FULLY_CONNECTED":
+        reshape_i, body_ops = body_ops[-1], body_ops[:-1]
+    body = analyze_path(sg, body_ops, CONCAT, parts, consumers)
+    feature = sg.operators[body_ops[-1]].outputs[0]
+    if not _single_use(sg, feature, consumers):
+        raise FdtError(f"tensor {feature.name!r} at the end of the body has other uses")
+    link = feature
+    if reshape_i is not None:
+        r = sg.operators[reshape_i]
+        if r.inputs[0] is not feature or not _single_use(sg, r.outputs[0], consumers):
+            raise FdtError(f"op {reshape_i} (RESHAPE) is not a private flatten between the body and the end")
+        link = r.outputs[0]
+    if end.inputs[0] is not link:
+        raise FdtError(f"op {end_i} does not consume the path's output as its input")
+    problem = _end_problem(end, feature if end.type == "FULLY_CONNECTED" else link)
+    if problem:
+        raise FdtError(problem)
+    return PartialPath(body, reshape_i, end_i, feature.shape[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# the rewrite
+def _end_params(end: Operator, first: bool, last: bool, feature: Tensor) -> PartialParams:
+    x, w, y = end.inputs[0], end.inputs[1], end.outputs[0]
+    sx, sy = float(x.quantization.scale[0]), float(y.quantization.scale[0])
+    n_out = w.shape[0]
+    if end.type == "CONV_2D":
+        kh, kw = w.shape[1], w.shape[2]
+        sh, sw = int(end.opt("StrideH", 1)), int(end.opt("StrideW", 1))
+        dh, dw = int(end.opt("DilationHFactor", 1)), int(end.opt("DilationWFactor", 1))
+        pad = (conv_padding(feature.shape[1], kh, sh, dh, y.shape[1]),
+               conv_padding(feature.shape[2], kw, sw, dw, y.shape[2]))
+        mult, shift = per_channel_multipliers(sx, w.quantization.scale, sy, n_out)
+        kind, stride, dil = KIND_CONV, (sh, sw), (dh, dw)
+    else:
+        mult, shift = fc_multipliers(sx, w.quantization.scale, sy, n_out)
+        kind, stride, dil, pad = KIND_FC, (1, 1), (1, 1), (0, 0)
+    lo, hi = activation_range(int(end.opt("FusedActivationFunction", 0)), sy, _zp(y))
+    p = PartialParams(kind, first, last, -_zp(x), _zp(y), lo, hi, stride, dil, pad)
+    if last:
+        p.multiplier, p.shift = mult.astype(np.int32), shift.astype(np.int32)
+    return p
+
+
+def _end_weights(end: Operator, feature: Tensor, lo: int, hi: int) -> np.ndarray:
+    w = end.inputs[1].numpy()
+    if end.type == "CONV_2D":
+        return np.ascontiguousarray(w[..., lo:hi])
+    c = feature.shape[-1]
+    units, k = w.shape
+    return np.ascontiguousarray(w.reshape(units, k // c, c)[:, :, lo:hi].reshape(units, -1))
+
+
+def apply_partial(model: Model, path: Sequence[int], parts: int) -> Model:
+    """A copy of ``model`` with ``path`` split into ``parts`` parts ending in FDT_PARTIAL ops.
+
+    Raises :class:`FdtError` if the path cannot be split exactly."""
+    out = copy.deepcopy(model)
+    sg = out.main
+    pp = analyze_partial(sg, path, parts)
+    rw = _Rewriter(out, pp.body, parts)
+    rw.tag = f"fdtp{pp.body.ops[0]}"
+    chain = [sg.operators[i] for i in pp.body.ops]
+    end = sg.operators[pp.end]
+    feature = chain[-1].outputs[0]
+    z_full = end.outputs[0]
+    code = out.opcode(CUSTOM, 1, FDT_PARTIAL_CODE)
+    acc: Optional[Tensor] = None
+    for p, (lo0, hi0) in enumerate(even_ranges(pp.body.channels, parts)):
+        lo, hi = lo0, hi0
+        x: Optional[Tensor] = None
+        for k, op in enumerate(chain):
+            y_full = op.outputs[0]
+            if k == 0 and pp.body.start == "output":
+                y = rw.tensor(_new_activation(y_full, hi - lo, rw.names(f"{y_full.name}/{rw.tag}_p{p}"), lo))
+                rw.start_output_split(op, lo, hi, y)
+            else:
+                if k == 0:
+                    x = rw.strided_slice(op.inputs[data_input_index(op)], lo, hi)
+                m = multiplier(op)
+                lo, hi = lo * m, hi * m
+                y = rw.tensor(_new_activation(y_full, hi - lo, rw.names(f"{y_full.name}/{rw.tag}_p{p}"), lo))
+                rw.channel_wise(op, x, lo // m, hi // m, y)
+            x = y
+        first, last = p == 0, p == parts - 1
+        w_arr = _end_weights(end, feature, lo, hi)
+        w_full = end.inputs[1]
+        w_t = rw.tensor(Tensor(rw.names(f"{w_full.name}/{rw.tag}_{lo}_{hi}"), list(w_arr.shape), w_full.dtype,
+                               Buffer(w_arr.astype(np.int8).tobytes()),
+                               None if w_full.quantization is None else w_full.quantization.copy()))
+        if last:
+            z = z_full
+        else:
+            z = rw.tensor(Tensor(rw.names(f"{z_full.name}/{rw.tag}_acc{p}"), list(z_full.shape), INT32, Buffer()))
+        bias = end.inputs[2] if last and len(end.inputs) > 2 else None
+        params = _end_params(end, first, last, feature)
+        ins = [x, w_t, acc, bias]
+        while ins and ins[-1] is None:
+            ins.pop()
+        rw.new_ops.append(Operator(code, ins, [z], None, None, params.encode(), 0))
+        acc = z
+    old_ops = [sg.operators[i] for i in pp.ops]
+    gone = {id(op) for op in old_ops}
+    pos = min(pp.ops)
+    kept = [op for op in sg.operators if id(op) not in gone]
+    insert_at = sum(1 for op in sg.operators[:pos] if id(op) not in gone)
+    sg.operators = kept[:insert_at] + rw.new_ops + kept[insert_at:]
+    sg.tensors.extend(rw.new_tensors)
+    maybe_dead = {id(t): t for op in old_ops for t in list(op.inputs) + list(op.outputs) if t is not None}
+    prune_tensors(out, maybe_dead)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# cost model
+def is_fdt_partial(op: Operator) -> bool:
+    return op.opcode.custom_code == FDT_PARTIAL_CODE
+
+
+def needs_custom_kernel(model: Model) -> bool:
+    """True when the model only runs on firmware that registers the bundled FDT_PARTIAL kernel."""
+    return any(is_fdt_partial(op) for sg in model.subgraphs for op in sg.operators)
+
+
+def partial_op_macs(op: Operator) -> int:
+    """MACs of one FDT_PARTIAL op: its slice's share of the original conv/dense."""
+    w = op.inputs[1]
+    y = op.outputs[0]
+    if len(w.shape) == 4:
+        return y.num_elements * w.shape[1] * w.shape[2] * w.shape[3]
+    return y.num_elements * w.shape[1]
+
+
+def model_macs(model: Model) -> int:
+    """MACs of subgraph 0, counting FDT_PARTIAL ops by their slice of work."""
+    return sum(partial_op_macs(op) if is_fdt_partial(op) else op_macs(op) for op in model.main.operators)
+
+
+# Ops whose TFLM kernel is exact when input and output share memory (verified in the
+# tflite-micro sources: RESHAPE skips its memcpy when input and output alias).
+def shareable_pairs(sg: Subgraph, intervals: Sequence[Interval], reshape_in_place: bool = True) -> list[tuple[int, int]]:
+    """Pairs of interval indices that may sit at exactly the same offset: FDT_PARTIAL
+    accumulators and (``reshape_in_place``) RESHAPEs, per :mod:`fdt_tflm.memory.inplace`."""
+    from ..memory.inplace import shareable_pairs as pairs
+    return pairs(sg, intervals, frozenset({"FDT_PARTIAL", "RESHAPE"} if reshape_in_place else {"FDT_PARTIAL"}))
+
+
+@dataclass
+class ArenaPlan:
+    """Planned arena head of a model (offsets per interval) with in-place accumulators."""
+
+    arena_bytes: int
+    intervals: list[Interval]
+    offsets: list[int]
+    shareable: list[tuple[int, int]] = field(default_factory=list)
+    method: str = ""
+
+    def offsets_by_tensor(self) -> dict[int, int]:
+        return {iv.index: off for iv, off in zip(self.intervals, self.offsets) if iv.index >= 0}
+
+
+def plan_arena(model: Model, time_limit: float = 2.0, reshape_in_place: bool = True) -> ArenaPlan:
+    """The smallest head we can plan for the stored op order (tensors only: FDT_PARTIAL needs no
+    scratch), letting each accumulator share bytes with its predecessor (and RESHAPEs run in
+    place).  Realising it needs an offline plan that allows these exact overlaps."""
+    sg = model.main
+    ivs = lifetimes(sg)
+    pairs = shareable_pairs(sg, ivs, reshape_in_place)
+    try:
+        from ..memory.ilp import plan_offsets
+    except ImportError:  # planner not installed: chains of shareable buffers share one greedy slot
+        return _merged_greedy(ivs, pairs)
+    plan = plan_offsets(ivs, time_limit, shareable=pairs)
+    return ArenaPlan(plan.arena, ivs, list(plan.offsets), pairs, plan.method)
+
+
+def _merged_greedy(ivs: list[Interval], pairs: list[tuple[int, int]]) -> ArenaPlan:
+    from ..memory.greedy import arena_extent, greedy_offsets
+    root = list(range(len(ivs)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+    for a, b in pairs:
+        root[find(b)] = find(a)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(ivs)):
+        groups.setdefault(find(i), []).append(i)
+    reps = sorted(groups)
+    merged = [Interval(None, max(ivs[i].size for i in groups[r]), min(ivs[i].first for i in groups[r]),
+                       max(ivs[i].last for i in groups[r]), -1) for r in reps]
+    offs = greedy_offsets(merged)
+    offsets = [0] * len(ivs)
+    for r, o in zip(reps, offs):
+        for i in groups[r]:
+            offsets[i] = o
+    return ArenaPlan(arena_extent(merged, offs), ivs, offsets, pairs, "greedy (shared chains merged)")
+
+
+# ---------------------------------------------------------------------------------------------
+# candidates for the search (opt-in: --allow-custom-ops)
+@dataclass(frozen=True)
+class PartialCandidate:
+    """One partial-sum rewrite the search may try (only with ``allow_custom_ops=True``)."""
+
+    ops: tuple[int, ...]
+    parts: int
+    kind: str = "FDT_PARTIAL"
+    needs_custom_kernel: bool = True
+
+    def apply(self, model: Model) -> Model:
+        return apply_partial(model, self.ops, self.parts)
+
+    def label(self, sg: Subgraph) -> str:
+        types = "+".join(sg.operators[i].type for i in self.ops)
+        return f"FDT {list(self.ops)} {types} x{self.parts} int8 partial (FDT_PARTIAL kernel)"
+
+
+def partial_candidates(model: Model, parts: Sequence[int] = DEFAULT_PARTS, max_len: int = 8) -> list[PartialCandidate]:
+    """Every valid partial-sum path of subgraph 0 (each int8 conv/dense end, every body length),
+    for each part count that fits the channels; deterministic order."""
+    sg = model.main
+    consumers = sg.consumers()
+    producers = sg.producers()
+    index = {id(op): i for i, op in enumerate(sg.operators)}
+    out: list[PartialCandidate] = []
+    for e, end in enumerate(sg.operators):
+        if end.type not in END_KIND or not end.inputs or end.inputs[0] is None:
+            continue
+        chain: list[int] = []
+        t = end.inputs[0]
+        while len(chain) < max_len:
+            op = producers.get(t)
+            if op is None or len(op.outputs) != 1 or not _single_use(sg, t, consumers):
+                break
+            chain.insert(0, index[id(op)])
+            di = data_input_index(op) if op.type not in ("RESHAPE", "SQUEEZE") else 0
+            if di is None or op.inputs[di] is None:
+                break
+            t = op.inputs[di]
+        for s in range(len(chain)):
+            path = tuple(chain[s:]) + (e,)
+            for p in parts:
+                try:
+                    analyze_partial(sg, path, p, consumers)
+                except FdtError:
+                    continue
+                out.append(PartialCandidate(path, p))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# verification
+@dataclass
+class CustomVerification:
+    """Outcome of :func:`verify_custom`: ``ok`` only if every output matched bit for bit."""
+
+    ok: bool
+    samples: int
+    outputs_compared: int = 0
+    tensors_matched: int = 0  # intermediate tensors equal to the original's (same name)
+    ops_from_tflm: list[str] = field(default_factory=list)  # unmodelled ops whose results were taken from TFLM
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "samples": self.samples, "outputs_compared": self.outputs_compared,
+                "tensors_matched": self.tensors_matched, "ops_from_tflm": self.ops_from_tflm,
+                "errors": self.errors, "needs_custom_kernel": True}
+
+
+def verify_custom(original_bytes: bytes, new_model: Model, n_samples: int = 5,
+                  seed: int = 0) -> tuple[bool, CustomVerification]:
+    """Prove that ``new_model`` (which may use FDT_PARTIAL) computes the original's TFLM outputs.
+
+    The original runs in the TFLM host interpreter (every intermediate tensor exposed); the
+    new model, serialised and read back, runs in the bit-exact NumPy reference.  An op the
+    reference does not model is accepted only if it is unchanged (same name of output, its
+    inputs already equal to the original's values): then its TFLM result is reused."""
+    from ..io import read_model, write_model
+    from ..reference.crosscheck import tflm_tensors
+    from ..reference.ops import ReferenceUnsupported, kernel
+    from ..verify import make_inputs
+
+    original = read_model(original_bytes)
+    new = read_model(write_model(new_model))  # what the firmware will see
+    inputs = make_inputs(original, n_samples, seed)
+    res = CustomVerification(False, n_samples)
+    try:
+        orig_vals = tflm_tensors(original_bytes, inputs)
+    except RuntimeError as e:
+        res.errors.append(f"TFLM could not run the original: {e}")
+        return False, res
+    orig_outputs = [t.name for t in original.main.outputs]
+    new_sg = new.main
+    if [t.name for t in new_sg.outputs] != orig_outputs:
+        res.errors.append("the rewritten model's outputs differ from the original's")
+        return False, res
+    for s, sample in enumerate(inputs):
+        vals: dict[int, np.ndarray] = {}
+        for t, xv in zip(new_sg.inputs, sample):
+            vals[id(t)] = np.asarray(xv).reshape(t.shape)
+        ref = orig_vals[s]
+        for op in new_sg.operators:
+            ins = [None if t is None else (t.numpy() if t.is_constant else vals.get(id(t))) for t in op.inputs]
+            if any(t is not None and not t.is_constant and vals.get(id(t)) is None for t in op.inputs):
+                res.errors.append(f"{op.type}: an input has no value (variable tensors are not supported)")
+                return False, res
+            k = kernel(op)
+            got = None
+            if k is not None:
+                try:
+                    got = k(op, ins)
+                except ReferenceUnsupported:
+                    got = None
+            if got is None:
+                same_inputs = all(t is None or t.is_constant or (t.name in ref and np.array_equal(
+                    vals[id(t)], ref[t.name].reshape(t.shape))) for t in op.inputs)
+                if not same_inputs or not all(o.name in ref for o in op.outputs):
+                    res.errors.append(f"{op.type}: no reference kernel and not an unchanged op of the original")
+                    return False, res
+                got = [ref[o.name] for o in op.outputs]
+                if s == 0:
+                    res.ops_from_tflm.append(op.type)
+            for o, v in zip(op.outputs, got):
+                vals[id(o)] = np.asarray(v).reshape(o.shape)
+                if o.name in ref and o.name not in orig_outputs:  # a kept tensor must keep its values
+                    want_o = ref[o.name].reshape(o.shape)
+                    if vals[id(o)].dtype == want_o.dtype and np.array_equal(vals[id(o)], want_o):
+                        res.tensors_matched += 1
+                    else:
+                        res.errors.append(f"sample {s}: tensor {o.name!r} differs from the original's")
+        for t in new_sg.outputs:
+            want = ref[t.name]
+            got_v = vals.get(id(t))
+            res.outputs_compared += 1
+            if got_v is None or got_v.shape != want.reshape(t.shape).shape or not np.array_equal(got_v, want.reshape(t.shape)):
+                diff = "missing" if got_v is None else \
+                    int(np.max(np.abs(got_v.astype(np.int64) - want.reshape(t.shape).astype(np.int64))))
+                res.errors.append(f"sample {s}: output {t.name!r} differs (max diff {diff})")
+    res.ok = not res.errors
+    return res.ok, res
+
+
+# ---------------------------------------------------------------------------------------------
+# one-call summary
+@dataclass
+class PartialResult:
+    """A partial-sum rewrite with its cost: planned head (``arena_bytes``) and ``macs``."""
+
+    model: Model
+    path: tuple[int, ...]
+    parts: int
+    arena_bytes: int
+    macs: int
+    original_arena_bytes: int
+    original_macs: int
+    needs_custom_kernel: bool = True
+
+
+def partial_rewrite(model: Model, path: Sequence[int], parts: int, time_limit: float = 2.0) -> PartialResult:
+    """:func:`apply_partial` plus the planned arena and MACs of the original and the result."""
+    new = apply_partial(model, path, parts)
+    return PartialResult(new, tuple(path), parts, plan_arena(new, time_limit).arena_bytes, model_macs(new),
+                         plan_arena(model, time_limit).arena_bytes, model_macs(model))
+
+
+# ---------------------------------------------------------------------------------------------
+# writing the plan
+def plan_clash(intervals: Sequence[Interval], offsets: Sequence[int],
+               pairs: Sequence[tuple[int, int]]) -> Optional[tuple[Interval, Interval]]:
+    """Two buffers alive together whose bytes intersect, other than a shareable pair placed at
+    exactly the same offset (an independent proof: TFLM trusts offline plans blindly)."""
+    share = {(min(a, b), max(a, b)) for a, b in pairs}
+    order = sorted(range(len(intervals)), key=lambda i: (offsets[i], i))
+    for pos, a in enumerate(order):
+        for b in order[pos + 1:]:
+            if offsets[b] >= offsets[a] + intervals[a].size:
+                break
+            if intervals[a].overlaps(intervals[b]) and not (
+                    (min(a, b), max(a, b)) in share and offsets[a] == offsets[b]):
+                return intervals[a], intervals[b]
+    return None
+
+
+def write_with_plan(model: Model, time_limit: float = 2.0) -> tuple[bytes, ArenaPlan]:
+    """Serialise ``model`` with an offline plan that realises :func:`plan_arena`.
+
+    The generic plan check refuses any overlap, so the plan is proved here instead: only the
+    in-place pairs of :func:`shareable_pairs` may share bytes, and only at one offset."""
+    from ..io import write_model
+    from ..memory.offline_plan import PlanError, set_plan
+    m = copy.deepcopy(model)
+    plan = plan_arena(m, time_limit)
+    if any(o < 0 or o % 16 for o in plan.offsets):
+        raise PlanError("internal error: the plan has an unaligned offset")
+    clash = plan_clash(plan.intervals, plan.offsets, plan.shareable)
+    if clash is not None:
+        raise PlanError(f"internal error: tensors {clash[0].tensor.name!r} and {clash[1].tensor.name!r} "
+                        "would share arena bytes")
+    set_plan(m, plan.offsets_by_tensor())
+    return write_model(m, check_plan=False), plan

@@ -1,0 +1,415 @@
+"""Automatic path search: which chains to tile (FDT, and FFMT under a MAC budget), into how many parts.
+
+The flow follows the FDT paper: schedule and plan the graph, find the buffers that make
+the peak, grow candidate paths up and down from the ops that produce them, try several
+partition counts, evaluate every candidate by re-scheduling and re-planning the *whole*
+rewritten graph, apply the best one, and repeat until nothing improves.
+
+The objective is TFLM's total arena (planned head + persistent tail): every op and tensor
+a rewrite adds costs tail bytes (node/registration and eval-tensor structs, kernel op
+data), so a split that saves less head than it adds tail is rejected.  Candidates are
+ranked with a cheap estimate (peak live bytes of a good order + predicted tail); only the
+best few get the full offset planner.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from ..errors import FdtError
+from ..ir.graph import Model, Operator, Subgraph
+from ..memory.ilp import plan_offsets
+from ..memory.lifetimes import lifetimes, live_bytes_per_scope, peak_live
+from ..memory.scheduler import best_order
+from ..memory.scratch import scratch_bytes, scratch_intervals
+from ..memory.tail import predict_tail
+from .fdt import apply_fdt
+from .ffmt import apply_ffmt, ffmt_candidates
+from .partial import model_macs, partial_candidates
+from .paths import analyze_path, candidate_paths, max_concat_parts
+
+Progress = Callable[[str], None]
+
+DEFAULT_PARTS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 10, 12, 16)
+SEEDS_PER_ROUND = 3  # largest buffers at the peak whose producers seed candidate paths
+EXACT_PER_ROUND = 4  # candidates per round that get the full planner
+MAX_ROUNDS = 12
+LOOKAHEAD = 3  # plateau-flattening rewrites followed up when no single rewrite helps
+LOOKAHEAD_DEPTH = 3  # rewrites applied together at most
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation: what the memory passes (reorder, plan) will make of a model, plus the tail
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    """Arena estimate of a model after reordering and planning: head (planned or peak-live
+    bytes) + predicted persistent tail."""
+
+    head: int
+    tail: int
+    exact: bool  # head from the offset planner (else the peak-live lower bound)
+
+    @property
+    def total(self) -> int:
+        return self.head + self.tail
+
+
+def estimate(model: Model, exact: bool = False, time_limit: float = 1.0) -> Estimate:
+    """Arena estimate plus the predicted tail.  ``exact``: head after reordering (best order
+    found in ``time_limit``) and offset planning, as the memory passes will do.  Cheap form:
+    peak live bytes of the stored order (the search keeps the stored order good: it starts
+    from a reordered model and emits each split part by part)."""
+    sg = model.main
+    order = best_order(sg, time_limit, scratch_bytes(sg)).order if exact else list(sg.operators)
+    ivs = lifetimes(sg, order) + scratch_intervals(sg, order)
+    head = int(plan_offsets(ivs, time_limit=time_limit).arena) if exact else peak_live(ivs)
+    return Estimate(head, predict_tail(model), exact)
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------
+@dataclass
+class ChosenPath:
+    """One applied rewrite.  ``ops`` are operator indices in the model as it was when the
+    rewrite was applied (earlier rewrites renumber operators)."""
+
+    kind: str  # "FDT" | "FFMT"
+    ops: list[int]
+    op_types: list[str]
+    parts: int
+    end: str = "concat"  # FDT: "concat" | "partial" (float) | "custom-partial" (int8, FDT_PARTIAL kernel)
+    tiles: Optional[tuple[int, int]] = None  # FFMT: (rows, cols)
+    total_before: int = 0
+    total_after: int = 0
+    mac_overhead_pct: float = 0.0  # cumulative, vs the original model
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    total: int
+    head: int
+    mac_overhead_pct: float
+    n_paths: int
+
+
+@dataclass
+class SearchResult:
+    model: Model
+    paths: list[ChosenPath]
+    pareto: list[ParetoPoint]
+    baseline: Estimate
+    final: Estimate
+    candidates_tried: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# Candidates
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    kind: str
+    ops: tuple[int, ...]
+    parts: int
+    end: str = "concat"
+    tiles: Optional[tuple[int, int]] = None
+
+    def apply(self, model: Model) -> Model:
+        if self.kind == "FDT":
+            return apply_fdt(model, self.ops, self.parts, self.end)
+        return apply_ffmt(model, self.ops, self.tiles)
+
+    def label(self, sg: Subgraph) -> str:
+        types = "+".join(sg.operators[i].type for i in self.ops)
+        how = f"x{self.parts}" + ("" if self.end == "concat" else " partial") if self.kind == "FDT" \
+            else f"{self.tiles[0]}x{self.tiles[1]}"
+        return f"{self.kind} {list(self.ops)} {types} {how}"
+
+
+def peak_seeds(sg: Subgraph, order: Sequence[Operator], k: int = SEEDS_PER_ROUND) -> list[int]:
+    """Ops (stored indices) that produce (or, for graph inputs, first consume) the largest
+    buffers alive at the peak step of ``order``."""
+    ivs = lifetimes(sg, order)
+    if not ivs:
+        return []
+    n = max(iv.last for iv in ivs) + 1
+    live = live_bytes_per_scope(ivs, n)
+    peak = max(live)
+    steps = [s for s, v in enumerate(live) if v == peak]
+    at_peak = sorted({iv.index: iv for s in steps for iv in ivs if iv.first <= s <= iv.last}.values(),
+                     key=lambda iv: (-iv.size, iv.index))
+    index = {id(op): i for i, op in enumerate(sg.operators)}
+    producers = sg.producers()
+    consumers = sg.consumers()
+    seeds: list[int] = []
+    for iv in at_peak:
+        ops = [producers[iv.tensor]] if iv.tensor in producers else []
+        ops += consumers.get(iv.tensor, [])[:1]
+        for op in ops:
+            i = index[id(op)]
+            if i not in seeds:
+                seeds.append(i)
+        if len(seeds) >= k:
+            break
+    # the ops running at the peak steps are seeds too (their inputs+outputs make the peak)
+    for s in steps:
+        if 1 <= s <= len(order):
+            i = index[id(order[s - 1])]
+            if i not in seeds:
+                seeds.append(i)
+    return seeds
+
+
+def fdt_candidates(sg: Subgraph, seeds: Sequence[int], parts: Sequence[int] = DEFAULT_PARTS,
+                   allow_partial: bool = True) -> list[Candidate]:
+    consumers = sg.consumers()
+    seen: set = set()
+    out: list[Candidate] = []
+    for seed in seeds:
+        for ops, end in candidate_paths(sg, seed, consumers=consumers):
+            if end == "partial" and not allow_partial:
+                continue
+            try:
+                channels = analyze_path(sg, ops, end, 2, consumers).channels
+            except FdtError:
+                continue
+            limit = max_concat_parts() if end == "concat" else channels
+            for p in parts:
+                c = Candidate("FDT", ops, p, end)
+                if p <= min(channels, limit) and c not in seen:
+                    seen.add(c)
+                    out.append(c)
+    return out
+
+
+def _ffmt_candidates(model: Model, seeds: Sequence[int], orig_macs: int, cur_macs: int,
+                     max_overhead: float) -> list[Candidate]:
+    if max_overhead <= 0:
+        return []
+    budget = orig_macs * max_overhead / 100.0 - (cur_macs - orig_macs)
+    seedset = set(seeds)
+    out = []
+    try:
+        cands = ffmt_candidates(model)
+    except FdtError:
+        return []
+    for c in cands:
+        if c.extra_macs <= budget and seedset.intersection(c.path):
+            out.append(Candidate("FFMT", tuple(c.path), c.tiles[0] * c.tiles[1], tiles=tuple(c.tiles)))
+    return out
+
+
+def _partial_candidates(model: Model, seeds: Sequence[int], parts: Sequence[int]) -> list:
+    """int8 partial-sum paths (FDT_PARTIAL custom kernel), only when custom ops are allowed."""
+    seedset = set(seeds)
+    try:
+        return [c for c in partial_candidates(model, parts) if seedset.intersection(c.ops)]
+    except FdtError:
+        return []
+
+
+# ---------------------------------------------------------------------------------------
+# The search
+# ---------------------------------------------------------------------------------------
+@dataclass
+class _Ranked:
+    cand: Candidate
+    model: Model
+    est: Estimate
+    overhead: float
+    plateau: tuple[int, int]  # (peak live bytes, steps at that peak) in the stored order
+
+    def key(self) -> tuple:
+        c = self.cand
+        return (self.est.total, self.overhead, c.parts, c.kind, c.ops, getattr(c, "end", ""))
+
+
+def plateau(sg: Subgraph) -> tuple[int, int]:
+    """Peak live bytes of the stored order and how many steps reach it: several equal peaks
+    need several rewrites before the arena shrinks (the search looks one step ahead then)."""
+    ivs = lifetimes(sg)
+    if not ivs:
+        return (0, 0)
+    live = live_bytes_per_scope(ivs, max(iv.last for iv in ivs) + 1)
+    top = max(live)
+    return (top, sum(1 for v in live if v == top))
+
+
+@dataclass
+class _Search:
+    """State of one search: budget, options, counters and the points seen."""
+
+    max_overhead: float
+    time_budget: float
+    allow_ffmt: bool
+    allow_custom_ops: bool
+    parts: Sequence[int]
+    plan_time_limit: float
+    say: Progress
+    orig_macs: int
+    t0: float = field(default_factory=time.perf_counter)
+    tried: int = 0
+    points: list[ParetoPoint] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def out_of_time(self) -> bool:
+        if time.perf_counter() - self.t0 > self.time_budget:
+            if "time budget reached" not in self.notes:
+                self.notes.append("time budget reached")
+            return True
+        return False
+
+    def rank(self, current: Model, best_total: int, tag: str) -> list[_Ranked]:
+        """Every candidate grown from the peak of ``current``, applied and cheaply estimated."""
+        sg = current.main
+        seeds = peak_seeds(sg, sg.operators)
+        cands = fdt_candidates(sg, seeds, self.parts, allow_partial=self.max_overhead > 0)
+        if self.allow_ffmt:
+            cands += _ffmt_candidates(current, seeds, self.orig_macs, model_macs(current), self.max_overhead)
+        if self.allow_custom_ops:
+            cands += _partial_candidates(current, seeds, self.parts)
+        out: list[_Ranked] = []
+        for c in cands:
+            if self.out_of_time():
+                break
+            self.tried += 1
+            try:
+                m = c.apply(current)
+            except (FdtError, ValueError, IndexError, KeyError, TypeError):
+                continue  # a candidate a rewrite cannot express is skipped, never fatal
+            ovh = 100.0 * (model_macs(m) - self.orig_macs) / self.orig_macs
+            if ovh > self.max_overhead + 1e-9:
+                continue
+            est = estimate(m, exact=False)
+            out.append(_Ranked(c, m, est, ovh, plateau(m.main)))
+            self.say(f"search {tag}: tried {self.tried} ({c.label(sg)}: ~{est.total:,} B), best {best_total:,} B")
+        out.sort(key=_Ranked.key)
+        return out
+
+    def best_exact(self, ranked: Sequence[_Ranked], cur: Estimate, n_paths: int) -> Optional[tuple[_Ranked, Estimate]]:
+        """The best of the top cheap candidates under the full planner, if it beats ``cur``."""
+        best: Optional[tuple[_Ranked, Estimate]] = None
+        for r in ranked[:EXACT_PER_ROUND]:
+            if r.est.total >= cur.total:  # the cheap head is a lower bound: nothing below can win
+                break
+            ex = estimate(r.model, exact=True, time_limit=self.plan_time_limit)
+            self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1))
+            if ex.total < cur.total and (best is None or (ex.total, r.overhead) < (best[1].total, best[0].overhead)):
+                best = (r, ex)
+        return best
+
+
+    def lookahead(self, current: Model, ranked: Sequence[_Ranked], cur: Estimate, n_paths: int,
+                  tag: str) -> list[_Ranked]:
+        """Rewrites that together beat ``cur`` when none does alone (the peak is reached at
+        several places): follow the best few plateau-flattening rewrites (then only the best
+        one at each further step, up to LOOKAHEAD_DEPTH) until a full round wins.  The last
+        step's ``est`` is its exact estimate."""
+        here = plateau(current.main)
+        firsts = sorted((r for r in ranked if r.plateau < here), key=lambda r: (r.plateau, r.key()))
+        best: list[_Ranked] = []
+        for r1 in firsts[:LOOKAHEAD]:
+            chain = [r1]
+            for depth in range(1, LOOKAHEAD_DEPTH):
+                if self.out_of_time():
+                    break
+                nxt = self.rank(chain[-1].model, cur.total, f"{tag} lookahead {depth}")
+                win = self.best_exact(nxt, cur, n_paths + depth)
+                if win is not None:
+                    r2, ex = win
+                    done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, r2.plateau)]
+                    if not best or ex.total < best[-1].est.total:
+                        best = done
+                    break
+                flat = sorted((r for r in nxt if r.plateau < chain[-1].plateau), key=lambda r: (r.plateau, r.key()))
+                if not flat:
+                    break
+                chain.append(flat[0])
+        return best
+
+
+def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int) -> ChosenPath:
+    c = r.cand
+    custom = c.kind not in ("FDT", "FFMT")  # the FDT_PARTIAL custom-kernel end
+    return ChosenPath("FDT" if custom else c.kind, list(c.ops), [sg.operators[i].type for i in c.ops], c.parts,
+                      "custom-partial" if custom else c.end, getattr(c, "tiles", None), before, after,
+                      round(r.overhead, 3))
+
+
+def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
+           progress: Optional[Progress] = None, allow_ffmt: bool = True,
+           parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
+           plan_time_limit: float = 2.0, allow_custom_ops: bool = False) -> SearchResult:
+    """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
+
+    ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
+    recomputes halos).  ``time_budget``: seconds for the whole search (best so far is
+    returned when it runs out).  ``progress(msg)``: called with what is being tried.
+    ``allow_custom_ops``: also try exact int8 partial-sum ends (the FDT_PARTIAL kernel,
+    :mod:`fdt_tflm.tiling.partial`); the result then needs that kernel in the firmware.
+    When no single rewrite helps because the peak is reached at several places, the search
+    looks one rewrite ahead (the best few that flatten the peak, each followed by a round).
+    The input model is not modified.  Unsupported ops simply end paths.  When a path is
+    applied, the returned model's operators are also in the scheduler's order (op indices in
+    ``paths`` refer to that working model, as it was when each rewrite was applied)."""
+    say = progress or (lambda msg: None)
+    st = _Search(max_overhead, time_budget, allow_ffmt, allow_custom_ops, parts, plan_time_limit, say,
+                 max(1, model_macs(model)))
+    if len(model.subgraphs) != 1:
+        base = estimate(model, exact=True, time_limit=plan_time_limit)
+        return SearchResult(model, [], [ParetoPoint(base.total, base.head, 0.0, 0)], base, base,
+                            notes=["several subgraphs: not tiled"])
+    # work on a reordered copy: candidates are then ranked by the peak of their stored order
+    current = model
+    order = best_order(model.main, plan_time_limit, scratch_bytes(model.main)).order
+    if any(a is not b for a, b in zip(order, model.main.operators)):
+        current = copy.deepcopy(model)
+        pos = {id(op): i for i, op in enumerate(model.main.operators)}
+        current.main.operators = [current.main.operators[pos[id(op)]] for op in order]
+    cur = estimate(current, exact=True, time_limit=plan_time_limit)
+    baseline = cur
+    say(f"search: baseline total {cur.total:,} B (head {cur.head:,} + tail {cur.tail:,})")
+    chosen: list[ChosenPath] = []
+    st.points.append(ParetoPoint(cur.total, cur.head, 0.0, 0))
+    for rnd in range(max_rounds):
+        if st.out_of_time():
+            break
+        sg = current.main
+        ranked = st.rank(current, cur.total, f"round {rnd + 1}")
+        best = st.best_exact(ranked, cur, len(chosen))
+        if best is not None:
+            r, ex = best
+            chosen.append(_chosen(r, sg, cur.total, ex.total))
+            say(f"search: applied {r.cand.label(sg)}: total {cur.total:,} -> {ex.total:,} B")
+            current, cur = r.model, ex
+            continue
+        # look ahead: rewrites that lower the peak's plateau without raising it, then more rounds
+        steps = st.lookahead(current, ranked, cur, len(chosen), f"round {rnd + 1}")
+        if not steps:
+            break
+        before, model_before = cur.total, current
+        for k, r in enumerate(steps):
+            after = estimate(r.model, exact=True, time_limit=plan_time_limit) if k < len(steps) - 1 else None
+            ex_k = after if after is not None else steps[-1].est
+            chosen.append(_chosen(r, model_before.main, before, ex_k.total))
+            before, model_before = ex_k.total, r.model
+        say(f"search: applied {len(steps)} rewrites together: total {cur.total:,} -> {steps[-1].est.total:,} B")
+        current, cur = steps[-1].model, steps[-1].est
+    if not chosen:  # nothing helped: hand back the input itself, not the reordered copy
+        current = model
+    return SearchResult(current, chosen, pareto_front(st.points), baseline, cur, st.tried,
+                        time.perf_counter() - st.t0, st.notes)
+
+
+def pareto_front(points: Sequence[ParetoPoint]) -> list[ParetoPoint]:
+    """Points not beaten on both total arena and MAC overhead, by increasing overhead."""
+    front: list[ParetoPoint] = []
+    for p in sorted(points, key=lambda p: (p.mac_overhead_pct, p.total, p.n_paths)):
+        if not front or p.total < front[-1].total:
+            front.append(p)
+    return front
