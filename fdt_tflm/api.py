@@ -203,7 +203,7 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
         "arena_bytes": info["predicted_head_bytes"],
         "predicted_arena_bytes": info["predicted_head_bytes"],
         "planned_bytes": plan_report.planned_bytes if plan_report else info["predicted_head_bytes"],
-        "peak_live_bytes": peak_live(ivs),
+        "peak_live_bytes": plan_report.peak_live_bytes if plan_report else peak_live(ivs),
         "original_peak_live_bytes": orig_info["peak_live_bytes"],
         "optimal": bool(plan_report.optimal) if plan_report else False,
         "optimality_gap": float(plan_report.gap) if plan_report else None,

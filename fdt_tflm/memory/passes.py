@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..ir.graph import Model
 from .ilp import plan_offsets
+from .inplace import shareable_pairs
 from .lifetimes import lifetimes, peak_live
 from .offline_plan import METADATA_NAME, check_offline_plan, set_plan
 from .scheduler import Schedule, best_order
@@ -53,7 +54,9 @@ def plan(model: Model, time_limit: float = 5.0, solver: str = "cbc") -> tuple[Mo
     sg = out.main
     tensors = lifetimes(sg)
     scratch = scratch_intervals(sg)
-    res = plan_offsets(tensors + scratch, time_limit=time_limit, solver=solver)
+    # in-place pairs (a RESHAPE and its input, FDT_PARTIAL accumulators) may share bytes
+    res = plan_offsets(tensors + scratch, time_limit=time_limit, solver=solver,
+                       shareable=shareable_pairs(sg, tensors))
     set_plan(out, {iv.index: off for iv, off in zip(tensors, res.offsets)})
     head = predict_head(out, scratch=scratch).head
     method, planned = res.method, res.arena
