@@ -254,8 +254,16 @@ def _verify(report: dict, original_model: Model, original: bytes, model: Model, 
     if needs_custom:
         from .tiling.partial import verify_custom
         ok, details = verify_custom(original, model, samples)
-        report["verification"] = details
+        report["verification"] = details.to_dict()
         report["verified"] = bool(ok)
+        # TFLM's host interpreter has no FDT_PARTIAL kernel: the arena is predicted, not measured
+        from .memory.tail import predict_tail
+        report["tail_bytes"] = predict_tail(model)
+        report["total_arena_bytes"] = report["arena_bytes"] + report["tail_bytes"]
+        from .verify import run
+        ref = run(original, [], "tflm")
+        if ref.ok and ref.head is not None:
+            report["original_arena_bytes"], report["original_total_arena_bytes"] = ref.head, ref.total
         return bool(ok)
     cmp = compare_models(original_model, original, data, n_samples=samples, litert=litert)
     report["verification"] = cmp.to_dict()

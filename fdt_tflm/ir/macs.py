@@ -10,6 +10,10 @@ def op_macs(op: Operator) -> int:
     """MACs of one op; element-wise and data-movement ops count one per output element."""
     t = op.type
     out = op.outputs[0] if op.outputs else None
+    if op.opcode.custom_code == b"FDT_PARTIAL" and out is not None and len(op.inputs) > 1 and op.inputs[1] is not None:
+        w = op.inputs[1].shape  # [out channels, ..., input-channel slice]: one MAC per weight per output pixel
+        n_pix = int(np.prod(out.shape[:-1])) if out.shape else 1
+        return n_pix * int(np.prod(w))
     if out is None:
         return 0
     n_out = int(np.prod(out.shape)) if out.shape else 1

@@ -73,6 +73,12 @@ def plan_offsets(intervals: Sequence[Interval], time_limit: float = 5.0, solver:
     return _checked(ivs, share, OffsetPlan(offsets, arena, lb, optimal, gap, method, time.perf_counter() - t0))
 
 
+def lower_bound(intervals: Sequence[Interval], shareable: Iterable[tuple[int, int]] = ()) -> int:
+    """The peak-live bound of any plan, counting each group of in-place buffers once."""
+    share = share_set(shareable)
+    return peak_live(intervals) if not share else _shared_lower_bound(intervals, share)
+
+
 def _shared_lower_bound(ivs: Sequence[Interval], share: frozenset) -> int:
     """Peak live bytes where each group of buffers linked by shareable pairs counts as its largest
     member (they can at best all sit on one offset): a valid, if weaker, lower bound."""

@@ -20,7 +20,8 @@ from typing import Callable, Optional, Sequence
 
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
-from ..memory.ilp import plan_offsets
+from ..memory.ilp import lower_bound, plan_offsets
+from ..memory.inplace import shareable_pairs
 from ..memory.lifetimes import lifetimes, live_bytes_per_scope, peak_live
 from ..memory.scheduler import best_order
 from ..memory.scratch import scratch_bytes, scratch_intervals
@@ -64,8 +65,11 @@ def estimate(model: Model, exact: bool = False, time_limit: float = 1.0) -> Esti
     from a reordered model and emits each split part by part)."""
     sg = model.main
     order = best_order(sg, time_limit, scratch_bytes(sg)).order if exact else list(sg.operators)
-    ivs = lifetimes(sg, order) + scratch_intervals(sg, order)
-    head = int(plan_offsets(ivs, time_limit=time_limit).arena) if exact else peak_live(ivs)
+    tensors = lifetimes(sg, order)
+    ivs = tensors + scratch_intervals(sg, order)
+    share = shareable_pairs(sg, tensors)  # in-place RESHAPEs and accumulators, as the plan pass does
+    head = int(plan_offsets(ivs, time_limit=time_limit, shareable=share).arena) if exact \
+        else lower_bound(ivs, share)
     return Estimate(head, predict_tail(model), exact)
 
 
