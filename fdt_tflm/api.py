@@ -296,7 +296,10 @@ def _obj_dict(o) -> dict:
 
 def _path_dict(p) -> dict:
     d = p if isinstance(p, dict) else _obj_dict(p)
-    return {"kind": d.get("kind", "FDT"), "ops": [str(x) for x in d.get("ops", d.get("op_types", []))],
+    ops = list(d.get("ops", []))
+    types = list(d.get("op_types", []))
+    named = [f"{i}:{t}" for i, t in zip(ops, types)] if len(types) == len(ops) else [str(x) for x in ops]
+    return {"kind": d.get("kind", "FDT"), "ops": named,
             "parts": d.get("parts", d.get("tiles")), **{k: v for k, v in d.items()
                                                       if k not in ("kind", "ops", "parts") and _jsonable(v)}}
 
