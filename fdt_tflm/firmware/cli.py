@@ -1,0 +1,114 @@
+"""Command-line glue for firmware emission (used by ``fdt_tflm/cli.py``).
+
+- ``add_emit_arguments(parser)``: ``--emit-c DIR --prefix --kernels --target-ram
+  --target-flash --part`` for ``optimize``; ``emit_from_result(result, args)`` runs them.
+- ``add_firmware_parser(subparsers, optimize_fn)``: the ``firmware MODEL --target
+  stm32|nrf -o DIR`` subcommand; ``optimize_fn(model_path, args)`` returns an
+  ``api.Result`` (or None to use the model as it is, with ``--no-optimize``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Callable, Optional
+
+from ..errors import FdtError
+from .emit import ArenaInfo, EmitResult, KERNELS, emit_c
+from .targets import fit_report, format_fit_report, parse_size
+from .template import TARGETS, instantiate
+
+
+def add_emit_arguments(parser: argparse.ArgumentParser, emit_dir: bool = True) -> None:
+    """Options shared by ``optimize --emit-c`` and ``firmware``."""
+    g = parser.add_argument_group("firmware output")
+    if emit_dir:
+        g.add_argument("--emit-c", metavar="DIR", default=None,
+                       help="also write <prefix>_model.h/.cc, <prefix>_arena.h, <prefix>_op_resolver.h to DIR")
+    g.add_argument("--prefix", default="fdt", help="C symbol/file prefix (default fdt -> FDT_TENSOR_ARENA_SIZE)")
+    g.add_argument("--kernels", choices=KERNELS, default="reference",
+                   help="TFLM kernels of the firmware; cmsis-nn adds an estimate of their scratch buffers")
+    g.add_argument("--part", default=None, help="check the fit for this part (e.g. STM32F446, nRF52840)")
+    g.add_argument("--target-ram", default=None, metavar="SIZE", help="RAM for the fit check, e.g. 256K")
+    g.add_argument("--target-flash", default=None, metavar="SIZE", help="flash for the fit check, e.g. 1M")
+
+
+def _sizes(args: argparse.Namespace) -> tuple[Optional[int], Optional[int]]:
+    ram = parse_size(args.target_ram) if getattr(args, "target_ram", None) else None
+    flash = parse_size(args.target_flash) if getattr(args, "target_flash", None) else None
+    return ram, flash
+
+
+def arena_from_result(result: Any) -> Optional[ArenaInfo]:
+    """ArenaInfo from an ``api.Result`` whose report holds TFLM's measurement (None if absent)."""
+    r = getattr(result, "report", None) or {}
+    head, tail = r.get("arena_bytes"), r.get("tail_bytes")
+    if head is None or tail is None or r.get("total_arena_bytes") is None:
+        return None
+    from ..memory.tflm_model import predict_head
+    from .emit import min_working_arena
+    planned = min(predict_head(result.model).head, head)
+    need = min_working_arena(result.data, head + tail)
+    return ArenaInfo(head, tail, planned, head - planned, r.get("original_total_arena_bytes"),
+                     temp_peak=need - tail if need > head + tail else 0)
+
+
+def emit_from_result(result: Any, args: argparse.Namespace, out_dir: Optional[str] = None) -> EmitResult:
+    """Run ``--emit-c`` for an optimisation result and print where the files went."""
+    out = out_dir or args.emit_c
+    res = emit_c(result.data, out, prefix=args.prefix, arena=arena_from_result(result), kernels=args.kernels,
+                 original_bytes=getattr(result, "original", None) or None)
+    print(f"  wrote {', '.join(os.path.basename(str(f)) for f in res.files)} to {out}")
+    _print_arena(res, args)
+    return res
+
+
+def _print_arena(res: EmitResult, args: argparse.Namespace) -> None:
+    up = args.prefix.upper()
+    est = " (estimated)" if res.arena.estimated or res.extra_scratch else ""
+    print(f"  {up}_TENSOR_ARENA_SIZE = {res.arena_size:,} B{est}")
+    ram, flash = _sizes(args)
+    if getattr(args, "part", None) or ram is not None or flash is not None:
+        rows = fit_report(res.arena_size, res.model_size, args.part, ram, flash)
+        print(format_fit_report(rows))
+
+
+def add_firmware_parser(subparsers: Any, optimize_fn: Optional[Callable[[str, argparse.Namespace], Any]]) -> None:
+    """The ``firmware`` subcommand: optimise MODEL and write a buildable firmware project."""
+    f = subparsers.add_parser("firmware", help="optimise a model and write a buildable STM32 or nRF firmware project")
+    f.add_argument("model")
+    f.add_argument("--target", required=True, choices=sorted(TARGETS), help="firmware template")
+    f.add_argument("-o", "--output", required=True, metavar="DIR", help="project directory to write")
+    f.add_argument("--no-optimize", action="store_true", help="use the model as it is (only emit the project)")
+    f.add_argument("--passes", default=None, help="as for optimize")
+    f.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT", help="as for optimize")
+    f.add_argument("--no-verify", action="store_true", help="as for optimize (not recommended)")
+    f.add_argument("--allow-custom-ops", action="store_true", help="as for optimize (uses fdt_kernels/)")
+    add_emit_arguments(f, emit_dir=False)
+
+    def run(args: argparse.Namespace) -> int:
+        return cmd_firmware(args, optimize_fn)
+
+    f.set_defaults(func=run)
+
+
+def cmd_firmware(args: argparse.Namespace, optimize_fn: Optional[Callable[[str, argparse.Namespace], Any]]) -> int:
+    """Handler of ``firmware``: returns the exit code (0)."""
+    from ..io import load_bytes
+    original = load_bytes(args.model)
+    arena = None
+    data = original
+    if not args.no_optimize:
+        if optimize_fn is None:
+            raise FdtError("optimisation is not available here; use --no-optimize")
+        result = optimize_fn(args.model, args)
+        if getattr(result, "verified", None) is False:
+            raise FdtError("the optimised model failed verification; nothing written")
+        data = result.data
+        arena = arena_from_result(result)
+    ram, flash = _sizes(args)
+    inst = instantiate(args.target, args.output, data, arena=arena, prefix=args.prefix, kernels=args.kernels,
+                       part=args.part, original_bytes=original, ram=ram, flash=flash)
+    print(f"fdt-tflm: {args.target} project for {inst.part} in {inst.out_dir}")
+    _print_arena(inst.emitted, argparse.Namespace(**{**vars(args), "part": inst.part}))
+    print("  build:\n    " + inst.build_steps.strip().replace("\n", "\n    "))
+    return 0

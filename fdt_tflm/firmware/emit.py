@@ -1,0 +1,281 @@
+"""Emit the C/C++ sources a TFLM firmware needs for one model.
+
+Files (``<prefix>`` defaults to ``fdt``):
+- ``<prefix>_model.h`` / ``<prefix>_model.cc``: the model as a 16-byte aligned byte array;
+- ``<prefix>_arena.h``: ``<PREFIX>_TENSOR_ARENA_SIZE``, the exact arena TFLM needs, with a
+  comment table explaining the number;
+- ``<prefix>_op_resolver.h``: a ``MicroMutableOpResolver`` with exactly the model's ops.
+
+Why the arena number is exact: TFLM's head (activations + kernel scratch) and tail
+(persistent structs) are measured by running the model in the TFLM host interpreter.
+The tail holds pointer-sized structs, so on a 32-bit MCU it is smaller than on the
+64-bit host: the host number is a safe upper bound.  ``ALIGNMENT_MARGIN`` covers an
+arena array whose start is not 16-byte aligned (TFLM aligns it up, losing up to 15 B;
+see ``MicroInterpreter::arena_used_bytes``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Union
+
+from ..errors import FdtError
+from ..io import read_model
+from ..ir.graph import Model
+from . import cmsis_nn
+from .resolver import CustomKernel, op_types, resolver_header
+
+ALIGNMENT_MARGIN = 16
+KERNELS = ("reference", "cmsis-nn")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ArenaInfo:
+    """What the arena of one model consists of, in bytes.
+
+    ``head`` and ``tail`` are measured by TFLM for the (optimised) model; ``head``
+    includes the scratch of the reference kernels.  ``planned`` is the activation part of
+    the head (our exact planner model), ``scratch`` = head - planned.  ``original_total``
+    is the total arena the unoptimised model needed (None if unknown)."""
+
+    head: int
+    tail: int
+    planned: int
+    scratch: int
+    original_total: Optional[int] = None
+    estimated: bool = False  # True when the host TFLM could not run the model (custom ops)
+    temp_peak: int = 0  # head-side bytes AllocateTensors needs temporarily (0: not above ``head``)
+
+    @property
+    def total(self) -> int:
+        """TFLM's measured total (head + tail), without margin."""
+        return self.head + self.tail
+
+    def arena_size(self, extra_scratch: int = 0) -> int:
+        """The number for ``<PREFIX>_TENSOR_ARENA_SIZE``: the tail, the head or the temporary
+        space TFLM needs while allocating (whichever is larger), and the alignment margin."""
+        return self.tail + max(self.head + extra_scratch, self.temp_peak) + ALIGNMENT_MARGIN
+
+
+@dataclass
+class EmitResult:
+    """What :func:`emit_c` wrote."""
+
+    files: list[Path]
+    arena_size: int
+    arena: ArenaInfo
+    extra_scratch: int
+    ops: list[str] = field(default_factory=list)
+    model_size: int = 0
+
+
+# Conservative tail growth per tensor / operator added by a rewrite (64-bit host structs:
+# TfLiteEvalTensor, node and registration, op data); used only for models with custom ops.
+TAIL_PER_TENSOR = 64
+TAIL_PER_OP = 256
+
+
+def measure_arena(model_bytes: bytes, original_bytes: Optional[bytes] = None,
+                  original_total: Optional[int] = None) -> ArenaInfo:
+    """Run the model once in the TFLM host interpreter and read its arena report.
+
+    A model with custom ops (FDT_PARTIAL) cannot run in the host interpreter; its arena is
+    then estimated from our exact planner model (head) and the original's measured tail
+    plus a conservative allowance per added tensor and op (``estimated=True``)."""
+    from ..memory.tflm_model import predict_head
+    from ..verify import make_inputs, run
+
+    model = _parse(model_bytes)
+    planned = predict_head(model).head
+    orig = None
+    if original_bytes is not None:
+        orig = run(original_bytes, make_inputs(_parse(original_bytes), 1, seed=0), runtime="tflm")
+        if original_total is None and orig.ok:
+            original_total = orig.total
+    has_custom = any(oc.builtin_code == 32 for oc in model.operator_codes)
+    res = run(model_bytes, make_inputs(model, 1, seed=0), runtime="tflm")
+    if res.ok and res.head is not None and res.tail is not None:
+        need = min_working_arena(model_bytes, res.total)
+        temp_peak = need - res.tail if need > res.total else 0
+        return ArenaInfo(res.head, res.tail, min(planned, res.head), max(0, res.head - planned), original_total,
+                         temp_peak=temp_peak)
+    if has_custom and orig is not None and orig.ok and orig.tail is not None:
+        om = _parse(original_bytes)
+        d_tensors = max(0, sum(len(sg.tensors) for sg in model.subgraphs) - sum(len(sg.tensors) for sg in om.subgraphs))
+        d_ops = max(0, sum(len(sg.operators) for sg in model.subgraphs) - sum(len(sg.operators) for sg in om.subgraphs))
+        orig_scratch = max(0, (orig.head or 0) - predict_head(om).head)
+        tail = orig.tail + TAIL_PER_TENSOR * d_tensors + TAIL_PER_OP * d_ops
+        return ArenaInfo(planned + orig_scratch, tail, planned, orig_scratch, original_total, estimated=True)
+    hint = " (a model with custom ops needs the original model to estimate its arena)" if has_custom else ""
+    raise FdtError(f"TFLM could not run the model to measure its arena{hint}: {res.error or 'no allocation report'}")
+
+
+def min_working_arena(model_bytes: bytes, total: int, timeout: float = 300.0) -> int:
+    """Smallest arena (>= TFLM's reported ``total``) in which the host TFLM allocates the model."""
+    with tempfile.TemporaryDirectory(prefix="fdt_tflm_") as tmp:
+        path = os.path.join(tmp, "model.tflite")
+        with open(path, "wb") as f:
+            f.write(model_bytes)
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [root, env.get("PYTHONPATH", "")] if p)
+        hi = total + max(64 * 1024, total)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "fdt_tflm.firmware._arena_probe", path, str(total), str(hi)],
+                                  capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            raise FdtError("TFLM arena probe timed out") from None
+    m = re.search(r"^MIN (\d+)$", proc.stdout, re.M)
+    if proc.returncode != 0 or m is None:
+        raise FdtError(f"TFLM could not allocate the model even in {hi} bytes")
+    return int(m.group(1))
+
+
+def _parse(model_bytes: bytes) -> Model:
+    try:
+        return read_model(model_bytes)
+    except FdtError:
+        raise
+    except Exception as e:  # a corrupt flatbuffer raises anything
+        raise FdtError(f"not a valid .tflite model: {e}") from None
+
+
+def check_prefix(prefix: str) -> str:
+    """The prefix must be a C identifier: it names files, symbols and macros."""
+    if not _IDENT.match(prefix or ""):
+        raise FdtError(f"bad --prefix {prefix!r}: must be a C identifier (letters, digits, _)")
+    return prefix
+
+
+def model_array_source(model_bytes: bytes, prefix: str = "fdt") -> str:
+    """Text of ``<prefix>_model.cc``: the bytes, 12 per line, deterministic."""
+    rows = []
+    for i in range(0, len(model_bytes), 12):
+        rows.append("    " + ", ".join(f"0x{b:02x}" for b in model_bytes[i:i + 12]) + ",")
+    body = "\n".join(rows)
+    return (
+        f"// Generated by fdt-tflm. Model: {len(model_bytes)} bytes, sha256 {_sha(model_bytes)}.\n"
+        f'#include "{prefix}_model.h"\n\n'
+        "// 16-byte alignment: TFLM reads the flatbuffer in place (no copy to RAM).\n"
+        f"alignas(16) const unsigned char {prefix}_model[] = {{\n{body}\n}};\n\n"
+        f"const unsigned int {prefix}_model_len = {len(model_bytes)}u;\n"
+    )
+
+
+def model_header(model_bytes: bytes, prefix: str = "fdt") -> str:
+    """Text of ``<prefix>_model.h``: declarations with C linkage (usable from C and C++)."""
+    up = prefix.upper()
+    guard = f"{up}_MODEL_H_"
+    return (
+        f"// Generated by fdt-tflm. Model: {len(model_bytes)} bytes, sha256 {_sha(model_bytes)}.\n"
+        f"#ifndef {guard}\n#define {guard}\n\n"
+        f"#define {up}_MODEL_SIZE {len(model_bytes)}\n\n"
+        "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+        f"// The .tflite flatbuffer, 16-byte aligned; pass it to tflite::GetModel().\n"
+        f"extern const unsigned char {prefix}_model[];\n"
+        f"extern const unsigned int {prefix}_model_len;\n\n"
+        "#ifdef __cplusplus\n}  // extern \"C\"\n#endif\n\n"
+        f"#endif  // {guard}\n"
+    )
+
+
+def arena_header(arena: ArenaInfo, prefix: str = "fdt", extra_scratch: int = 0, kernels: str = "reference",
+                 arch: str = "dsp") -> str:
+    """Text of ``<prefix>_arena.h``: the arena size and where every byte of it goes."""
+    up = prefix.upper()
+    guard = f"{up}_ARENA_H_"
+    size = arena.arena_size(extra_scratch)
+    how = "ESTIMATED: host TFLM cannot run the custom ops" if arena.estimated else "measured"
+    rows = [
+        ("planned activations (tensor buffers, offline/greedy plan)", arena.planned),
+        (f"kernel scratch, reference kernels ({how})", arena.scratch),
+        (f"= TFLM head ({how})", arena.head),
+    ]
+    if kernels == "cmsis-nn":
+        rows.append((f"CMSIS-NN extra scratch (ESTIMATED for '{arch}')", extra_scratch))
+    if arena.temp_peak > arena.head + extra_scratch:
+        rows.append(("extra head space TFLM needs while allocating (measured)",
+                     arena.temp_peak - arena.head - extra_scratch))
+    rows += [
+        (f"persistent tail ({how} on a 64-bit host; less on 32-bit)", arena.tail),
+        ("alignment margin (arena start not 16-aligned)", ALIGNMENT_MARGIN),
+        (f"= {up}_TENSOR_ARENA_SIZE", size),
+    ]
+    width = max(len(r[0]) for r in rows)
+    table = "\n".join(f"//   {label:<{width}} {value:>9} B" for label, value in rows)
+    if kernels == "cmsis-nn":
+        table += (f"\n//   ('{arch}' = {cmsis_nn.ARCHS[arch]}; estimate from CMSIS-NN's"
+                  " *_get_buffer_size rules, see docs/firmware.md)")
+    if arena.original_total is not None:
+        saved = arena.original_total - arena.total
+        pct = 100.0 * saved / max(arena.original_total, 1)
+        table += (f"\n//   {'original model: TFLM head + tail (reference kernels)':<{width}} {arena.original_total:>9} B"
+                  f"\n//   {'this model:     TFLM head + tail (reference kernels)':<{width}} {arena.total:>9} B"
+                  f"  (saved {saved} B, {pct:.1f} %)")
+    lines = [
+        f"// Generated by fdt-tflm ({kernels} kernels). Tensor arena for the emitted model:",
+        table,
+        "//",
+        "// Use: alignas(16) static uint8_t tensor_arena[" + f"{up}_TENSOR_ARENA_SIZE];",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        f"#define {up}_TENSOR_ARENA_SIZE {size}",
+        f"#define {up}_TENSOR_ARENA_HEAD {max(arena.head + extra_scratch, arena.temp_peak)}",
+        f"#define {up}_TENSOR_ARENA_TAIL {arena.tail}",
+        f"#define {up}_TENSOR_ARENA_ALIGNMENT 16",
+    ]
+    if arena.original_total is not None:
+        lines.append(f"#define {up}_ORIGINAL_TENSOR_ARENA_SIZE {arena.original_total + extra_scratch + ALIGNMENT_MARGIN}")
+    lines += ["", f"#endif  // {guard}", ""]
+    return "\n".join(lines)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def emit_c(model_bytes: bytes, out_dir: Union[str, os.PathLike], prefix: str = "fdt",
+           arena: Optional[ArenaInfo] = None, kernels: str = "reference", arch: str = "dsp",
+           custom: Optional[Mapping[str, CustomKernel]] = None,
+           original_bytes: Optional[bytes] = None) -> EmitResult:
+    """Write ``<prefix>_model.h/.cc``, ``<prefix>_arena.h`` and ``<prefix>_op_resolver.h``.
+
+    ``arena`` is measured with the TFLM host interpreter when not given.  With
+    ``kernels="cmsis-nn"`` the CMSIS-NN scratch estimate for ``arch`` (dsp|mve|none) is
+    added to the arena."""
+    check_prefix(prefix)
+    if kernels not in KERNELS:
+        raise FdtError(f"unknown --kernels {kernels!r} (choose from {', '.join(KERNELS)})")
+    model = _parse(model_bytes)
+    resolver_text = resolver_header(model, prefix, custom)  # fails early on an op TFLM cannot run
+    if arena is None:
+        arena = measure_arena(model_bytes, original_bytes)
+    extra = cmsis_nn.extra_scratch(model, arch) if kernels == "cmsis-nn" else 0
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FdtError(f"cannot create {out}: {e.strerror}") from None
+    texts = {
+        f"{prefix}_model.h": model_header(model_bytes, prefix),
+        f"{prefix}_model.cc": model_array_source(model_bytes, prefix),
+        f"{prefix}_arena.h": arena_header(arena, prefix, extra, kernels, arch),
+        f"{prefix}_op_resolver.h": resolver_text,
+    }
+    files = []
+    for name, text in texts.items():
+        path = out / name
+        try:
+            path.write_text(text, encoding="ascii", newline="\n")
+        except OSError as e:
+            raise FdtError(f"cannot write {path}: {e.strerror}") from None
+        files.append(path)
+    return EmitResult(files, arena.arena_size(extra), arena, extra, op_types(model), len(model_bytes))
