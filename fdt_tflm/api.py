@@ -20,7 +20,6 @@ from .io import load_bytes, read_model, write_model
 from .ir.graph import Model
 from .ir.macs import graph_macs
 from .memory.lifetimes import lifetimes, peak_live
-from .memory.tflm_model import predict_head
 
 PASSES = ("tile", "reorder", "plan")
 DEFAULT_PASSES = ("tile", "reorder", "plan")

@@ -1,7 +1,6 @@
 """Fused depthwise tiling: every rewrite must be bit-exact in the TFLM host interpreter."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,17 +301,10 @@ def test_relu_n1_to_1_in_litert():
 
 
 # -- real models: the longest path through the largest activation, split unevenly -----------
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+from conftest import shared_params  # noqa: E402
 
 
-def _shared():
-    paths = sorted(MODELS.glob("*.tflite")) if MODELS.is_dir() else []
-    if not paths:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{MODELS} not found (shared models absent)"))]
-    return [pytest.param(p, id=p.stem) for p in paths]
-
-
-@pytest.mark.parametrize("path", _shared())
+@pytest.mark.parametrize("path", shared_params())
 def test_real_model_paths_are_exact(path):
     m = read_model(path)
     sg = m.main

@@ -11,7 +11,7 @@ from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.io.fbgeneric import read_table
 from fdt_tflm.ir import Buffer, Operator, SignatureDef, Subgraph, Table
-from fdt_tflm.ir.builder import GraphBuilder, options, quant
+from fdt_tflm.ir.builder import GraphBuilder
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.verify import compare_models, make_inputs, run
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -19,14 +18,7 @@ from fdt_tflm.memory.scratch import scratch_intervals
 from fdt_tflm.memory.tflm_model import predict_head
 from fdt_tflm.verify import compare_models, make_inputs, run
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
-SHARED_PATHS = sorted(SHARED.glob("*.tflite")) if SHARED.is_dir() else []
-
-
-def shared_params():
-    if not SHARED_PATHS:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{SHARED} not found (shared models absent)"))]
-    return [pytest.param(p, id=p.stem) for p in SHARED_PATHS]
+from conftest import shared_params  # noqa: E402  (../shared/models, skipped with a reason when absent)
 
 
 def random_intervals(seed: int, n: int = 14, scopes: int = 10) -> list[Interval]:

@@ -1,7 +1,6 @@
 """The persistent-tail model must equal TFLM's measured tail exactly (host build of tflite-micro)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,14 +13,7 @@ from fdt_tflm.memory.passes import plan, reorder
 from fdt_tflm.memory.tail import predict_tail, predict_total, unknown_ops
 from fdt_tflm.verify import make_inputs, run
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
-SHARED_PATHS = sorted(SHARED.glob("*.tflite")) if SHARED.is_dir() else []
-
-
-def shared_params():
-    if not SHARED_PATHS:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{SHARED} not found (shared models absent)"))]
-    return [pytest.param(p, id=p.stem) for p in SHARED_PATHS]
+from conftest import shared_params  # noqa: E402  (../shared/models, skipped with a reason when absent)
 
 
 def measure(model):

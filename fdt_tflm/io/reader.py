@@ -46,7 +46,7 @@ def read_model(source: Union[str, os.PathLike, bytes, bytearray]) -> Model:
         model = _to_ir(root, len(data))
     except FdtError:
         raise
-    except Exception as e:  # corrupt offsets surface as any of several exceptions
+    except Exception:  # corrupt offsets surface as any of several exceptions
         raise FdtError(f"{label}: truncated or corrupt TFLite flatbuffer ({len(data)} bytes; reading it failed)") from None
     return model
 

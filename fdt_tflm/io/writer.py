@@ -132,11 +132,8 @@ def _quant_table(q) -> Table:
     for key, arr in (("Min", q.min), ("Max", q.max), ("Scale", q.scale), ("ZeroPoint", q.zero_point)):
         if arr is not None:
             f[key] = arr
-    if q.details is not None:
-        from .fbgeneric import _UNION_ENUMS  # noqa: F401  (details is a union member table)
-        import importlib
-        enum = importlib.import_module("tflite.QuantizationDetails").QuantizationDetails
-        f["DetailsType"] = getattr(enum, q.details.type_name)
+    if q.details is not None:  # a member of the QuantizationDetails union
+        f["DetailsType"] = getattr(_module("QuantizationDetails").QuantizationDetails, q.details.type_name)
         f["Details"] = q.details
     f["QuantizedDimension"] = q.axis
     return Table("QuantizationParameters", f)
@@ -175,8 +172,8 @@ def _subgraph_table(sg: Subgraph, buf_index, model: Model) -> Table:
     ops = []
     opcodes = _used_opcodes(model)
     oc_index = {id(oc): i for i, oc in enumerate(opcodes)}
-    enum_mod = __import__("tflite.BuiltinOptions", fromlist=["BuiltinOptions"]).BuiltinOptions
-    enum2_mod = __import__("tflite.BuiltinOptions2", fromlist=["BuiltinOptions2"]).BuiltinOptions2
+    enum_mod = _module("BuiltinOptions").BuiltinOptions
+    enum2_mod = _module("BuiltinOptions2").BuiltinOptions2
     for op in sg.operators:
         f = {"OpcodeIndex": oc_index[id(op.opcode)],
              "Inputs": np.array([ti(t) for t in op.inputs], dtype=np.int32),

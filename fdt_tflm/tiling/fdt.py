@@ -20,6 +20,7 @@ import numpy as np
 
 from ..ir.builder import options as make_options
 from ..ir.graph import Buffer, Model, Operator, Quantization, Subgraph, Tensor
+from ..errors import FdtError
 from ..ir.types import BUILTIN_CODES, DTYPE_CODES
 from ..memory.offline_plan import METADATA_NAME
 from .paths import CONCAT, PARTIAL, PathInfo, analyze_path, data_input_index, even_ranges, multiplier
@@ -208,6 +209,29 @@ class _Rewriter:
         return y
 
     # -- the whole path ---------------------------------------------------------------------
+    def split_body(self, body: Sequence[Operator], start: str, p: int, lo: int, hi: int
+                   ) -> tuple[Tensor, int, int]:
+        """Part ``p`` (channels [lo, hi) of the start) of a chain's body: the start split by output
+        channels or sliced from its input, then each channel-wise op on the slice.  Returns the
+        part's last tensor and its channel range (depth multipliers widen it)."""
+        x: Optional[Tensor] = None
+        for k, op in enumerate(body):
+            y_full = op.outputs[0]
+            if k == 0 and start == "output":
+                y = self.tensor(_new_activation(y_full, hi - lo, self.names(f"{y_full.name}/{self.tag}_p{p}"), lo))
+                self.start_output_split(op, lo, hi, y)
+            else:
+                if k == 0:
+                    x = self.strided_slice(op.inputs[data_input_index(op)], lo, hi)
+                m = multiplier(op)
+                lo, hi = lo * m, hi * m
+                y = self.tensor(_new_activation(y_full, hi - lo, self.names(f"{y_full.name}/{self.tag}_p{p}"), lo))
+                self.channel_wise(op, x, lo // m, hi // m, y)
+            x = y
+        if x is None:
+            raise FdtError("internal error: an FDT path without ops")
+        return x, lo, hi
+
     def build(self) -> None:
         info, sg = self.info, self.sg
         chain = [sg.operators[i] for i in info.ops]
@@ -215,21 +239,7 @@ class _Rewriter:
         ranges = even_ranges(info.channels, self.parts)
         finals: list[Tensor] = []
         for p, (lo0, hi0) in enumerate(ranges):
-            lo, hi = lo0, hi0
-            x: Optional[Tensor] = None
-            for k, op in enumerate(body):
-                y_full = op.outputs[0]
-                if k == 0 and info.start == "output":
-                    y = self.tensor(_new_activation(y_full, hi - lo, self.names(f"{y_full.name}/{self.tag}_p{p}"), lo))
-                    self.start_output_split(op, lo, hi, y)
-                else:
-                    if k == 0:
-                        x = self.strided_slice(op.inputs[data_input_index(op)], lo, hi)
-                    m = multiplier(op)
-                    lo, hi = lo * m, hi * m
-                    y = self.tensor(_new_activation(y_full, hi - lo, self.names(f"{y_full.name}/{self.tag}_p{p}"), lo))
-                    self.channel_wise(op, x, lo // m, hi // m, y)
-                x = y
+            x, lo, hi = self.split_body(body, info.start, p, lo0, hi0)
             if info.end == PARTIAL:
                 end_op = chain[-1]
                 z_full = end_op.outputs[0]

@@ -37,8 +37,8 @@ from ..memory.lifetimes import Interval, lifetimes
 from ..reference.fixedpoint import activation_range
 from ..reference.ops import conv_padding, fc_multipliers, per_channel_multipliers
 from ..reference.partial_op import FDT_PARTIAL_CODE, KIND_CONV, KIND_FC, PartialParams
-from .fdt import _new_activation, _Rewriter, prune_tensors
-from .paths import CONCAT, PathInfo, analyze_path, data_input_index, even_ranges, multiplier
+from .fdt import _Rewriter, prune_tensors
+from .paths import CONCAT, PathInfo, analyze_path, data_input_index, even_ranges
 
 INT8, INT32 = DTYPE_CODES["INT8"], DTYPE_CODES["INT32"]
 CUSTOM = 32
@@ -195,21 +195,7 @@ def apply_partial(model: Model, path: Sequence[int], parts: int) -> Model:
     code = out.opcode(CUSTOM, 1, FDT_PARTIAL_CODE)
     acc: Optional[Tensor] = None
     for p, (lo0, hi0) in enumerate(even_ranges(pp.body.channels, parts)):
-        lo, hi = lo0, hi0
-        x: Optional[Tensor] = None
-        for k, op in enumerate(chain):
-            y_full = op.outputs[0]
-            if k == 0 and pp.body.start == "output":
-                y = rw.tensor(_new_activation(y_full, hi - lo, rw.names(f"{y_full.name}/{rw.tag}_p{p}"), lo))
-                rw.start_output_split(op, lo, hi, y)
-            else:
-                if k == 0:
-                    x = rw.strided_slice(op.inputs[data_input_index(op)], lo, hi)
-                m = multiplier(op)
-                lo, hi = lo * m, hi * m
-                y = rw.tensor(_new_activation(y_full, hi - lo, rw.names(f"{y_full.name}/{rw.tag}_p{p}"), lo))
-                rw.channel_wise(op, x, lo // m, hi // m, y)
-            x = y
+        x, lo, hi = rw.split_body(chain, pp.body.start, p, lo0, hi0)
         first, last = p == 0, p == parts - 1
         w_arr = _end_weights(end, feature, lo, hi)
         w_full = end.inputs[1]

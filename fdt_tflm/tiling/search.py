@@ -22,12 +22,12 @@ from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
 from ..memory.ilp import lower_bound, plan_offsets
 from ..memory.inplace import shareable_pairs
-from ..memory.lifetimes import lifetimes, live_bytes_per_scope, peak_live
+from ..memory.lifetimes import lifetimes, live_bytes_per_scope
 from ..memory.scheduler import best_order
 from ..memory.scratch import scratch_bytes, scratch_intervals
 from ..memory.tail import predict_tail
 from .fdt import apply_fdt
-from .ffmt import apply_ffmt, ffmt_candidates
+from .ffmt import Tiles, apply_ffmt, ffmt_candidates, tile_counts
 from .partial import model_macs, partial_candidates
 from .paths import analyze_path, candidate_paths, max_concat_parts
 
@@ -86,7 +86,7 @@ class ChosenPath:
     op_types: list[str]
     parts: int
     end: str = "concat"  # FDT: "concat" | "partial" (float) | "custom-partial" (int8, FDT_PARTIAL kernel)
-    tiles: Optional[tuple[int, int]] = None  # FFMT: (rows, cols)
+    tiles: Optional[Tiles] = None  # FFMT: (rows, cols), each a count or the tile sizes
     total_before: int = 0
     total_after: int = 0
     mac_overhead_pct: float = 0.0  # cumulative, vs the original model
@@ -121,7 +121,7 @@ class Candidate:
     ops: tuple[int, ...]
     parts: int
     end: str = "concat"
-    tiles: Optional[tuple[int, int]] = None
+    tiles: Optional[Tiles] = None
 
     def apply(self, model: Model) -> Model:
         if self.kind == "FDT":
@@ -204,7 +204,8 @@ def _ffmt_candidates(model: Model, seeds: Sequence[int], orig_macs: int, cur_mac
         return []
     for c in cands:
         if c.extra_macs <= budget and seedset.intersection(c.path):
-            out.append(Candidate("FFMT", tuple(c.path), c.tiles[0] * c.tiles[1], tiles=tuple(c.tiles)))
+            rows, cols = tile_counts(c.tiles)
+            out.append(Candidate("FFMT", tuple(c.path), rows * cols, tiles=tuple(c.tiles)))
     return out
 
 
@@ -260,6 +261,16 @@ class _Search:
     tried: int = 0
     points: list[ParetoPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    objective: str = "total"  # see search()
+    limit: int = 0  # objective "head": the total no result may exceed (the baseline's)
+
+    def score(self, est: Estimate) -> tuple[int, ...]:
+        """What the search minimises: the total, or (head, total) under ``limit``."""
+        return (est.total,) if self.objective == "total" else (est.head, est.total)
+
+    def feasible(self, est: Estimate) -> bool:
+        """The cheap estimate is a lower bound on the total (exact tail), so this may prune."""
+        return self.objective == "total" or est.total <= self.limit
 
     def out_of_time(self) -> bool:
         if time.perf_counter() - self.t0 > self.time_budget:
@@ -292,18 +303,20 @@ class _Search:
             est = estimate(m, exact=False)
             out.append(_Ranked(c, m, est, ovh, plateau(m.main)))
             self.say(f"search {tag}: tried {self.tried} ({c.label(sg)}: ~{est.total:,} B), best {best_total:,} B")
-        out.sort(key=_Ranked.key)
+        out = [r for r in out if self.feasible(r.est)]
+        out.sort(key=lambda r: (self.score(r.est), *r.key()))
         return out
 
     def best_exact(self, ranked: Sequence[_Ranked], cur: Estimate, n_paths: int) -> Optional[tuple[_Ranked, Estimate]]:
         """The best of the top cheap candidates under the full planner, if it beats ``cur``."""
         best: Optional[tuple[_Ranked, Estimate]] = None
         for r in ranked[:EXACT_PER_ROUND]:
-            if r.est.total >= cur.total:  # the cheap head is a lower bound: nothing below can win
+            if self.score(r.est) >= self.score(cur):  # the cheap head is a lower bound: nothing below can win
                 break
             ex = estimate(r.model, exact=True, time_limit=self.plan_time_limit)
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1))
-            if ex.total < cur.total and (best is None or (ex.total, r.overhead) < (best[1].total, best[0].overhead)):
+            if self.feasible(ex) and self.score(ex) < self.score(cur) and \
+                    (best is None or (self.score(ex), r.overhead) < (self.score(best[1]), best[0].overhead)):
                 best = (r, ex)
         return best
 
@@ -327,7 +340,7 @@ class _Search:
                 if win is not None:
                     r2, ex = win
                     done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, r2.plateau)]
-                    if not best or ex.total < best[-1].est.total:
+                    if not best or self.score(ex) < self.score(best[-1].est):
                         best = done
                     break
                 flat = sorted((r for r in nxt if r.plateau < chain[-1].plateau), key=lambda r: (r.plateau, r.key()))
@@ -348,8 +361,14 @@ def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int) -> ChosenPath:
 def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
            progress: Optional[Progress] = None, allow_ffmt: bool = True,
            parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
-           plan_time_limit: float = 2.0, allow_custom_ops: bool = False) -> SearchResult:
+           plan_time_limit: float = 2.0, allow_custom_ops: bool = False,
+           objective: str = "total") -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
+
+    ``objective``: "total" (default) minimises head + persistent tail; "head" minimises the
+    planned head (then the total) among results whose total stays at or below the baseline's,
+    for targets that budget the activation arena (the tail then may grow, never past the
+    untiled total).  Spatial tiles add tail, so under "total" FFMT rarely beats FDT.
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
     recomputes halos).  ``time_budget``: seconds for the whole search (best so far is
@@ -362,8 +381,10 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
     applied, the returned model's operators are also in the scheduler's order (op indices in
     ``paths`` refer to that working model, as it was when each rewrite was applied)."""
     say = progress or (lambda msg: None)
+    if objective not in ("total", "head"):
+        raise FdtError(f"unknown search objective {objective!r} (expected 'total' or 'head')")
     st = _Search(max_overhead, time_budget, allow_ffmt, allow_custom_ops, parts, plan_time_limit, say,
-                 max(1, model_macs(model)))
+                 max(1, model_macs(model)), objective=objective)
     if len(model.subgraphs) != 1:
         base = estimate(model, exact=True, time_limit=plan_time_limit)
         return SearchResult(model, [], [ParetoPoint(base.total, base.head, 0.0, 0)], base, base,
@@ -377,6 +398,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
         current.main.operators = [current.main.operators[pos[id(op)]] for op in order]
     cur = estimate(current, exact=True, time_limit=plan_time_limit)
     baseline = cur
+    st.limit = cur.total
     say(f"search: baseline total {cur.total:,} B (head {cur.head:,} + tail {cur.tail:,})")
     chosen: list[ChosenPath] = []
     st.points.append(ParetoPoint(cur.total, cur.head, 0.0, 0))
