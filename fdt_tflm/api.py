@@ -174,8 +174,14 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     if "tile" in steps:
         from .tiling.search import search
         sr = search(model, max_overhead=max_overhead, time_budget=search_budget, progress=progress,
-                    allow_custom_ops=allow_custom_ops) if _accepts(search, "allow_custom_ops") else \
-            search(model, max_overhead=max_overhead, time_budget=search_budget, progress=progress)
+                    allow_custom_ops=allow_custom_ops)
+        if max_overhead > 0:
+            # the search is greedy: a recomputing first step can lead somewhere worse than the
+            # zero-overhead result, which a larger budget must never be
+            sr0 = search(model, max_overhead=0.0, time_budget=search_budget, progress=progress,
+                         allow_custom_ops=allow_custom_ops)
+            if sr0.final.total <= sr.final.total:
+                sr = sr0
         model = sr.model
         paths = [_path_dict(p) for p in getattr(sr, "paths", [])]
         pareto = [dict(p) if isinstance(p, dict) else _obj_dict(p) for p in getattr(sr, "pareto", [])]
@@ -278,14 +284,6 @@ def _verify(report: dict, original_model: Model, original: bytes, model: Model, 
         raise FdtError(f"TFLM cannot run the input model: {cmp.tflm.note}")
     report["verified"] = bool(cmp.ok)
     return bool(cmp.ok)
-
-
-def _accepts(fn, name: str) -> bool:
-    import inspect
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _obj_dict(o) -> dict:
