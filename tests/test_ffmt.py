@@ -12,9 +12,10 @@ from fdt_tflm.ir.graph import Model
 from fdt_tflm.ir.macs import graph_macs
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.memory.lifetimes import lifetimes, peak_live
-from fdt_tflm.tiling.ffmt import (FfmtUnsupported, Span, apply_ffmt, ffmt_candidates, ffmt_chains,
-                                  ffmt_overhead_pct, ffmt_recompute_macs, plan_ffmt, split_sizes)
-from fdt_tflm.verify import compare_models, make_inputs, run
+from fdt_tflm.tiling.ffmt import (FfmtUnsupported, Span, apply_ffmt, axis_spans, ffmt_candidates, ffmt_chains,
+                                  ffmt_overhead_pct, ffmt_recompute_macs, plan_ffmt, ramp_sizes, split_sizes,
+                                  tile_counts, tiling_variants)
+from fdt_tflm.verify import compare_models
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
@@ -49,9 +50,12 @@ def test_conv_depthwise_chain_exact(tiles):
     tiled = assert_exact(m, [0, 1, 2, 3], tiles)
     types = op_types(tiled)
     assert types.count("CONV_2D") == 2 * tiles[0] * tiles[1]
-    assert "PAD" in types and "STRIDED_SLICE" in types and types[-1] == "CONCATENATION"
-    # no tile op keeps implicit SAME padding
-    assert all(op.opt("Padding") == 1 for op in tiled.main.operators if op.type in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    assert "PAD" in types and "SLICE" in types and types[-1] == "CONCATENATION"
+    # a tile op keeps SAME padding exactly where the plan found SAME reproduces its border; others get a PAD
+    steps = [ts for per in plan_ffmt(m, [0, 1, 2, 3], tiles).tile_steps for ts in per]
+    convs = [op for op in tiled.main.operators if op.type in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    assert sum(op.opt("Padding") == 0 for op in convs) == sum(ts.same for ts in steps) > 0
+    assert types.count("PAD") == sum(any(ts.pads) and not ts.same for ts in steps)
 
 
 def test_tile_counts_that_do_not_divide():
@@ -122,6 +126,94 @@ def test_average_pool_same_with_border_is_refused():
     with pytest.raises(FfmtUnsupported):
         ffmt_recompute_macs(m, [0, 1], (2, 1))
     assert_exact(m, [0], (2, 1), litert=False)  # the conv alone is fine
+
+
+def test_border_tiles_keep_same_padding_instead_of_pad():
+    """TFLM derives SAME padding from each op's own sizes: a stride-2 3x3 conv on 16 rows pads
+    0 before / 1 after, and so does its bottom tile (rows 8..15 -> 4 outputs), so that tile
+    runs with SAME and no PAD.  The top tile needs padding on W only (after) but none on H,
+    which SAME cannot express for its sizes: it keeps VALID + PAD."""
+    q = QNet(seed=11)
+    x = q.input([1, 16, 16, 3], zp=-7)
+    m = q.output(q.conv2d(x, 8, stride=2))
+    plan = plan_ffmt(m, [0], (2, 1))
+    top, bottom = plan.tile_steps[0][0], plan.tile_steps[1][0]
+    assert (top.pads, top.same) == ((0, 0, 0, 1), False)
+    assert (bottom.pads, bottom.same) == ((0, 1, 0, 1), True)
+    tiled = assert_exact(m, [0], (2, 1))
+    assert op_types(tiled).count("PAD") == 1
+    assert sorted(op.opt("Padding") for op in tiled.main.operators if op.type == "CONV_2D") == [0, 1]
+    # a 2x2 grid: only the bottom-right tile pads "after" on both axes
+    plan = plan_ffmt(m, [0], (2, 2))
+    assert [ts[0].same for ts in plan.tile_steps] == [False, False, False, True]
+    assert op_types(assert_exact(m, [0], (2, 2))).count("PAD") == 2
+
+
+def test_stride_one_border_tiles_still_pad():
+    """A 3x3 stride-1 SAME op pads 1 on both sides; a tile touching one border needs only one,
+    which SAME on the tile's sizes cannot give, so every border tile gets an explicit PAD."""
+    q = QNet(seed=12)
+    x = q.input([1, 12, 10, 4], zp=9)
+    m = q.output(q.depthwise(x))
+    plan = plan_ffmt(m, [0], (3, 1))
+    assert [ts[0].same for ts in plan.tile_steps] == [False, False, False]
+    assert op_types(assert_exact(m, [0], (3, 1))).count("PAD") == 3
+    # full-height column tiles: H pads (1, 1) == SAME, W one-sided: still PAD
+    assert not any(ts[0].same for ts in plan_ffmt(m, [0], (1, 2)).tile_steps)
+
+
+def test_average_pool_same_border_reproduced_by_same_is_tiled():
+    """AVERAGE_POOL divides by the in-image tap count, so an explicit PAD would change it; but
+    a border tile whose own SAME padding equals the image's skips exactly the out-of-image
+    taps, so it is exact (2x2 stride 2 on 17 rows: the bottom tile pads 1 row after)."""
+    q = QNet(seed=13)
+    x = q.input([1, 17, 16, 4], zp=4)
+    y = q.conv2d(x, 6, kernel=(1, 1))
+    m = q.output(q.pool(y, "AVERAGE", 2, 2, "SAME"))
+    plan = plan_ffmt(m, [0, 1], (2, 1))
+    assert [ts[1].same for ts in plan.tile_steps] == [False, True]
+    assert plan.tile_steps[1][1].pads == (0, 1, 0, 0)
+    tiled = assert_exact(m, [0, 1], (2, 1))
+    assert "PAD" not in op_types(tiled)
+    assert_exact(m, [0, 1], (3, 1), litert=False)
+    # 3x3 stride 2 on 16 rows/columns pads 0 before / 1 after: the top tile pads W but not H
+    # (its 9 input rows would make SAME compute 5 outputs, not 4) -> refused
+    q = QNet(seed=13)
+    x = q.input([1, 16, 16, 4], zp=4)
+    m2 = q.output(q.pool(q.conv2d(x, 6, kernel=(1, 1)), "AVERAGE", 3, 2, "SAME"))
+    with pytest.raises(FfmtUnsupported):
+        apply_ffmt(m2, [0, 1], (2, 1))
+
+
+def test_same_matches_arithmetic():
+    from fdt_tflm.tiling.ffmt import AxisGeom
+    g = AxisGeom(eff_k=3, stride=2, pad_before=0, in_size=96)
+    assert g.same_matches(n_out=48, n_in=96, before=0)      # the whole axis
+    assert g.same_matches(n_out=16, n_in=32, before=0)      # a bottom tile: 1 after, as SAME gives
+    assert not g.same_matches(n_out=16, n_in=33, before=0)  # an inner tile: SAME would make 17 outputs
+    g1 = AxisGeom(eff_k=3, stride=1, pad_before=1, in_size=12)
+    assert g1.same_matches(12, 12, 1) and not g1.same_matches(4, 5, 1) and not g1.same_matches(4, 5, 0)
+
+
+def test_explicit_tile_sizes_and_ramps():
+    """A tiling axis may list its tile sizes (of the chain's last output); ramps grow by ~1."""
+    assert ramp_sizes(24, 4) == (5, 6, 6, 7) and ramp_sizes(9, 3) == (2, 3, 4) and sum(ramp_sizes(100, 7)) == 100
+    assert axis_spans(10, (2, 3, 5)) == [Span(0, 2), Span(2, 5), Span(5, 10)]
+    assert axis_spans(10, 3) == split_sizes(10, 3)
+    assert tile_counts(((2, 3, 5), 2)) == (3, 2)
+    assert tiling_variants(24, 10, (4, 2)) == [(4, 2), ((5, 6, 6, 7), 2)]
+    for bad in [(2, 3, 4), (0, 10), ()]:
+        with pytest.raises(FfmtUnsupported):
+            axis_spans(10, bad)
+    m = conv_chain(h=19, w=13)  # outputs 10 x 7
+    plan = plan_ffmt(m, [0, 1, 2], ((2, 3, 5), (4, 3)))
+    assert [ts[-1].out_h.size for ts in plan.tile_steps[::2]] == [2, 3, 5]
+    tiled = assert_exact(m, [0, 1, 2], ((2, 3, 5), (4, 3)))
+    assert op_types(tiled).count("CONV_2D") == 2 * 6
+    cands = ffmt_candidates(m, tile_options=[(3, 1)], max_len=2, ramps=True)
+    assert {c.tiles for c in cands if c.path == (0, 1)} == {(3, 1), (ramp_sizes(10, 3), 1)} == {(3, 1), ((3, 3, 4), 1)}
+    with pytest.raises(FfmtUnsupported):
+        apply_ffmt(m, [0, 1, 2], ((2, 3, 4), 1))  # sizes must cover the 10 output rows
 
 
 def test_explicit_pad_in_chain():
@@ -224,3 +316,40 @@ def test_real_model_first_layers(name, path, tiles, max_head, max_ovh):
     assert peak_live(lifetimes(tiled.main)) < peak_live(lifetimes(m.main))
     assert ffmt_overhead_pct(m, path, tiles) <= max_ovh
     assert any(c.path == tuple(path) and c.tiles == tiles for c in ffmt_candidates(m, [tiles], max_len=len(path)))
+
+
+def test_resnet8_residual_block_tiling_lowers_the_tflm_total():
+    """Where spatial tiling pays for its persistent tail: ResNet8's first residual block
+    (conv, conv, ADD with the block input) in three row tiles, after reorder + plan, lowers
+    TFLM's measured head *and* total below what reorder + plan alone give, bit-exact."""
+    from fdt_tflm.memory.passes import reorder_and_plan
+    m = _real("mlperf_ic_resnet8_int8")
+    base, _, _ = reorder_and_plan(m, time_limit=2)
+    tiled, _, _ = reorder_and_plan(apply_ffmt(m, [1, 2, 3], (3, 1)), time_limit=2)
+    cmp = compare_models(m, write_model(base), write_model(tiled), n_samples=2, litert=False)
+    assert cmp.ok, cmp.tflm.note
+    a, b = cmp.tflm.a, cmp.tflm.b
+    assert (a.head, a.total) == (49_152, 55_984)  # reorder + plan alone
+    assert b.head <= 38_912 and b.total <= 49_296  # measured 38912 / 49296
+    assert ffmt_overhead_pct(m, [1, 2, 3], (3, 1)) < 2.8
+
+
+def test_vww_first_block_ramped_tiles_meet_the_arena_target():
+    """MLPerf Tiny VWW: the first four layers in row tiles 5,6,6,7 x two column tiles, then the
+    memory passes, bring TFLM's measured head to <= 42,000 B while the total (head + persistent
+    tail, which every tile op grows) stays <= 85,248 B, what reorder + plan alone give.  (FDT
+    at 0 % reaches a smaller total, 76,688 B, with a 46,080 B head, so a total-minimising
+    search prefers it.)  The order comes from the scheduler with a generous time limit: its
+    beam search is cut by time, and a cut beam misses this order."""
+    from fdt_tflm.memory.passes import plan
+    from fdt_tflm.memory.scheduler import best_order
+    from fdt_tflm.memory.scratch import scratch_bytes
+    m = _real("mlperf_vww_mbv1_96_int8")
+    tiles = ((5, 6, 6, 7), 2)
+    tiled = apply_ffmt(m, [0, 1, 2, 3], tiles)
+    tiled.main.operators = list(best_order(tiled.main, 20.0, scratch_bytes(tiled.main)).order)
+    planned, _ = plan(tiled, time_limit=5.0)
+    cmp = compare_models(m, write_model(m), write_model(planned), n_samples=2, litert=False)
+    assert cmp.ok, cmp.tflm.note
+    assert cmp.tflm.b.head <= 42_000 and cmp.tflm.b.total <= 85_248, (cmp.tflm.b.head, cmp.tflm.b.total)  # 41696 / 84336
+    assert ffmt_overhead_pct(m, [0, 1, 2, 3], tiles) < 3.2

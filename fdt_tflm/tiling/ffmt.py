@@ -8,10 +8,13 @@ between neighbouring tiles is recomputed, which costs extra MACs.
 
 Everything is expressed with stock TFLM builtin ops and is bit-exact in TFLM:
 
-* input tiles are STRIDED_SLICE copies (quantisation unchanged);
-* every tile op runs with VALID padding.  Where a tile touches the border of a SAME-padded
-  op the padding is made explicit: conv/depthwise skip out-of-image taps, which equals
-  taps of value "input zero point", so an int8 PAD (TFLM pads with the output zero
+* input tiles are SLICE copies (quantisation unchanged);
+* a tile op keeps SAME padding where TFLM's SAME arithmetic on the tile's own sizes gives
+  exactly the border padding the tile needs on both axes (e.g. the bottom-right tile of a
+  stride-2 op that pads only after); no PAD op is needed then.  Every other tile op runs
+  with VALID padding, and where it touches the border of a SAME-padded op the padding is
+  made explicit: conv/depthwise skip out-of-image taps, which equals taps of value "input
+  zero point", so an int8 PAD (TFLM pads with the output zero
   point, and PAD keeps the quantisation) is exact; max pooling pads with the dtype's
   lowest value (PADV2); average pooling divides by the number of in-image taps, so a
   tiling that would need explicit padding there is refused (see ``rules.spatial_border``);
@@ -25,7 +28,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -40,10 +43,16 @@ PADDING_SAME, PADDING_VALID = 0, 1  # tflite Padding enum
 H_AXIS, W_AXIS = 1, 2
 
 # Versions of the ops this pass creates, by whether they carry int8 data (LiteRT checks them).
-_NEW_OP_VERSION_INT8 = {"STRIDED_SLICE": 2, "PAD": 2, "PADV2": 2, "CONCATENATION": 2}
+_NEW_OP_VERSION_INT8 = {"SLICE": 2, "STRIDED_SLICE": 2, "PAD": 2, "PADV2": 2, "CONCATENATION": 2}
+SLICE_OP = "SLICE"  # the op that copies a tile's input region out of a full feature map
+
+# One axis of a tiling: a number of near-equal tiles, or the explicit tile sizes (output
+# rows/columns of the chain's last op, in order).  ``Tiles`` = (H axis, W axis).
+AxisSplit = Union[int, tuple[int, ...]]
+Tiles = tuple[AxisSplit, AxisSplit]
 
 DEFAULT_TILE_OPTIONS: tuple[tuple[int, int], ...] = (
-    (2, 1), (1, 2), (2, 2), (3, 1), (1, 3), (3, 3), (4, 1), (1, 4), (4, 4))
+    (2, 1), (1, 2), (2, 2), (3, 1), (1, 3), (2, 3), (3, 2), (3, 3), (4, 1), (1, 4), (2, 4), (4, 2), (4, 4))
 
 
 class FfmtUnsupported(FdtError):
@@ -74,6 +83,17 @@ class AxisGeom:
     pad_before: int
     in_size: int
 
+    def same_matches(self, n_out: int, n_in: int, before: int) -> bool:
+        """Whether TFLM's SAME arithmetic on a tile of these sizes pads exactly ``before``.
+
+        TFLM derives SAME padding per op from its own sizes (out = ceil(in / stride),
+        pad_before = max((out - 1) * stride + eff_k - in, 0) // 2) and skips taps outside
+        the input, so a tile whose needed padding equals that runs unchanged, without PAD.
+        Taps past the tile's end are out of the image (the span was clipped to it) or never read."""
+        if (n_in + self.stride - 1) // self.stride != n_out:
+            return False
+        return max((n_out - 1) * self.stride + self.eff_k - n_in, 0) // 2 == before
+
     def input_span(self, out: Span) -> tuple[Span, int, int]:
         """The in-image input span an output span needs, and the padding before/after it."""
         lo = out.lo * self.stride - self.pad_before
@@ -90,6 +110,7 @@ class Step:
     border: str  # rules.spatial_border (window ops only)
     h: AxisGeom
     w: AxisGeom
+    same: bool = False  # the op uses SAME padding (border tiles may keep it instead of a PAD)
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,7 @@ class TileStep:
     in_h: Span
     in_w: Span
     pads: tuple[int, int, int, int]  # top, bottom, left, right
+    same: bool = False  # window op: SAME padding on the tile's own sizes yields exactly ``pads`` (no PAD op)
 
 
 @dataclass
@@ -108,7 +130,7 @@ class FfmtPlan:
     """The complete tiling of a chain: per tile (row-major), per op of the chain."""
 
     path: list[int]
-    tiles: tuple[int, int]
+    tiles: Tiles
     steps: list[Step]
     tile_steps: list[list[TileStep]]  # [tile][op]
 
@@ -124,6 +146,58 @@ def split_sizes(n: int, k: int) -> list[Span]:
         spans.append(Span(lo, hi))
         lo = hi
     return spans
+
+
+def ramp_sizes(n: int, k: int) -> tuple[int, ...]:
+    """``n`` split into ``k`` sizes growing by about one from first to last (sum ``n``).
+
+    Why: while the graph input (or any big tensor the chain reads) is still alive, the
+    outputs of the finished tiles pile up next to it; small early tiles and larger late
+    ones (run after the big input is freed by the scheduler) flatten that peak.  On VWW,
+    rows 5,6,6,7 x columns 12,12 reach a lower head than any even grid of 6-9 tiles."""
+    if k < 1 or k > n:
+        raise FfmtUnsupported(f"cannot split {n} into {k} tiles")
+    raw = [n / k + (i - (k - 1) / 2) for i in range(k)]
+    sizes = [max(1, int(np.floor(r + 0.5))) for r in raw]
+    i = k - 1
+    while sum(sizes) != n:  # fix rounding from the large end (shrink) or the small end (grow)
+        if sum(sizes) > n and sizes[i] > 1:
+            sizes[i] -= 1
+        elif sum(sizes) < n:
+            sizes[k - 1 - i] += 1
+        i = (i - 1) % k
+    return tuple(sorted(sizes))
+
+
+def axis_spans(n: int, split: AxisSplit) -> list[Span]:
+    """The spans of one tiled axis of length ``n``: ``split`` near-equal tiles, or these sizes."""
+    if isinstance(split, (int, np.integer)):
+        return split_sizes(n, int(split))
+    sizes = [int(x) for x in split]
+    if not sizes or any(x < 1 for x in sizes) or sum(sizes) != n:
+        raise FfmtUnsupported(f"tile sizes {tuple(sizes)} do not split {n}")
+    spans, lo = [], 0
+    for x in sizes:
+        spans.append(Span(lo, lo + x))
+        lo += x
+    return spans
+
+
+def tile_counts(tiles: Tiles) -> tuple[int, int]:
+    """(rows, columns) of tiles of a tiling given as counts or sizes per axis."""
+    return tuple(int(a) if isinstance(a, (int, np.integer)) else len(a) for a in tiles)  # type: ignore[return-value]
+
+
+def tiling_variants(n_h: int, n_w: int, counts: tuple[int, int]) -> list[Tiles]:
+    """Even tiling and, on axes with 3+ tiles, the ramped one (:func:`ramp_sizes`): deduplicated."""
+    def per_axis(n: int, k: int) -> list[AxisSplit]:
+        opts: list[AxisSplit] = [k]
+        if 3 <= k <= n:
+            r = ramp_sizes(n, k)
+            if [sp.size for sp in split_sizes(n, k)] != list(r):
+                opts.append(r)
+        return opts
+    return [(a, b) for a in per_axis(n_h, counts[0]) for b in per_axis(n_w, counts[1])]
 
 
 def _window_axis(op: Operator, axis: int) -> AxisGeom:
@@ -223,24 +297,28 @@ def analyse_chain(sg: Subgraph, path: Sequence[int]) -> list[Step]:
             if id(out) in outputs or [c for c in consumers.get(out, [])] != [sg.operators[path[k + 1]]]:
                 raise FfmtUnsupported(f"{out.name} is used outside the chain")
         geo = _AXIS_GEOMETRY[r.spatial]
-        steps.append(Step(i, r.spatial, r.spatial_border, geo(op, H_AXIS), geo(op, W_AXIS)))
+        same = r.spatial == "window" and op.opt("Padding", PADDING_SAME) == PADDING_SAME
+        steps.append(Step(i, r.spatial, r.spatial_border, geo(op, H_AXIS), geo(op, W_AXIS), same))
         prev = out
     return steps
 
 
-def plan_ffmt(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> FfmtPlan:
+def plan_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> FfmtPlan:
     """Tile regions for every op of the chain; raises :class:`FfmtUnsupported`."""
     return _plan(model.main, analyse_chain(model.main, path_op_indices), tiles)
 
 
-def _plan(sg: Subgraph, steps: list[Step], tiles: tuple[int, int]) -> FfmtPlan:
-    th, tw = (int(x) for x in tiles)
+def _plan(sg: Subgraph, steps: list[Step], tiles: Tiles) -> FfmtPlan:
+    try:
+        th, tw = tile_counts(tiles)
+    except (TypeError, ValueError):
+        raise FfmtUnsupported(f"tiles {tiles!r}: expected (rows, columns), each a count or sizes") from None
     if th < 1 or tw < 1 or th * tw < 2:
         raise FfmtUnsupported(f"tiles {tiles}: need at least two tiles")
     last = sg.operators[steps[-1].index].outputs[0]
     tile_steps: list[list[TileStep]] = []
-    for sh in split_sizes(last.shape[H_AXIS], th):
-        for sw in split_sizes(last.shape[W_AXIS], tw):
+    for sh in axis_spans(last.shape[H_AXIS], tiles[0]):
+        for sw in axis_spans(last.shape[W_AXIS], tiles[1]):
             per_op: list[TileStep] = []
             oh, ow = sh, sw
             for st in reversed(steps):
@@ -249,13 +327,15 @@ def _plan(sg: Subgraph, steps: list[Step], tiles: tuple[int, int]) -> FfmtPlan:
                 if ih.size <= 0 or iw.size <= 0:
                     raise FfmtUnsupported("a tile reads no input")
                 pads = (pt, pb, pl, pr)
-                if any(pads) and st.kind == "window" and st.border == "refuse":
+                same = st.kind == "window" and st.same and any(pads) \
+                    and st.h.same_matches(oh.size, ih.size, pt) and st.w.same_matches(ow.size, iw.size, pl)
+                if any(pads) and not same and st.kind == "window" and st.border == "refuse":
                     op = sg.operators[st.index]
                     raise FfmtUnsupported(f"{op.type}: a tile needs explicit padding, which would change it")
-                per_op.append(TileStep(oh, ow, ih, iw, pads))
+                per_op.append(TileStep(oh, ow, ih, iw, pads, same))
                 oh, ow = ih, iw
             tile_steps.append(per_op[::-1])
-    return FfmtPlan([st.index for st in steps], (th, tw), steps, tile_steps)
+    return FfmtPlan([st.index for st in steps], tiles, steps, tile_steps)
 
 
 # --------------------------------------------------------------------------------------
@@ -309,14 +389,14 @@ def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
             n = out.shape[0]
             if k == 0 and (ts.in_h.size, ts.in_w.size) != tuple(data.shape[1:3]):
                 shape = _region_shape(n, ts.in_h, ts.in_w, data.shape[3])
-                res.append(("STRIDED_SLICE", _macs_of("STRIDED_SLICE", shape, data.dtype)))
+                res.append((SLICE_OP, _macs_of(SLICE_OP, shape, data.dtype)))
             if st.kind == "pointwise":
                 for pos in _other_inputs_sliced(op, data, out):
                     t = op.inputs[pos]
                     if t.is_activation and (ts.out_h.size, ts.out_w.size) != tuple(t.shape[1:3]):
                         shape = _region_shape(n, ts.out_h, ts.out_w, t.shape[3])
-                        res.append(("STRIDED_SLICE", _macs_of("STRIDED_SLICE", shape, t.dtype)))
-            if st.kind == "window" and any(ts.pads):
+                        res.append((SLICE_OP, _macs_of(SLICE_OP, shape, t.dtype)))
+            if st.kind == "window" and any(ts.pads) and not ts.same:
                 padded = _region_shape(n, Span(0, ts.in_h.size + ts.pads[0] + ts.pads[1]),
                                        Span(0, ts.in_w.size + ts.pads[2] + ts.pads[3]), data.shape[3])
                 kind = "PAD" if st.border == "zero_point" else "PADV2"
@@ -325,10 +405,10 @@ def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
                 per_out = op_macs(op) // max(1, out.num_elements)
                 res.append((op.type, per_out * n * ts.out_h.size * ts.out_w.size * out.shape[3]))
             prev = out
-    th, tw = plan.tiles
+    th, tw = tile_counts(plan.tiles)
     last = sg.operators[plan.steps[-1].index].outputs[0]
     if tw > 1:
-        for sh in split_sizes(last.shape[H_AXIS], th):
+        for sh in axis_spans(last.shape[H_AXIS], plan.tiles[0]):
             shape = [last.shape[0], sh.size, *last.shape[2:]]
             res.append(("CONCATENATION", _macs_of("CONCATENATION", shape, last.dtype)))
     if th > 1:
@@ -336,14 +416,14 @@ def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
     return res
 
 
-def ffmt_recompute_macs(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> int:
+def ffmt_recompute_macs(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> int:
     """Extra MACs of tiling this chain (halo recomputation, explicit pads; ``macs.op_macs`` units)."""
     plan = plan_ffmt(model, path_op_indices, tiles)
     original = sum(op_macs(model.main.operators[i]) for i in plan.path)
     return sum(m for _, m in planned_ops(model, plan)) - original
 
 
-def ffmt_overhead_pct(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> float:
+def ffmt_overhead_pct(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> float:
     """MAC overhead in percent of the whole model's MACs (extra / original * 100)."""
     base = graph_macs(model.main)
     return 100.0 * ffmt_recompute_macs(model, path_op_indices, tiles) / max(1, base)
@@ -355,7 +435,7 @@ def ffmt_overhead_pct(model: Model, path_op_indices: Sequence[int], tiles: tuple
 @dataclass(frozen=True)
 class FfmtCandidate:
     path: tuple[int, ...]
-    tiles: tuple[int, int]
+    tiles: Tiles
     extra_macs: int
     overhead_pct: float  # extra MACs / original model MACs * 100
     added_ops: int  # net operator count change; each op costs TFLM tail bytes (~250 B measured)
@@ -393,10 +473,14 @@ def ffmt_chains(model: Model) -> list[list[int]]:
     return chains
 
 
-def ffmt_candidates(model: Model, tile_options: Sequence[tuple[int, int]] = DEFAULT_TILE_OPTIONS,
-                    max_len: int = 8) -> list[FfmtCandidate]:
+def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_OPTIONS,
+                    max_len: int = 8, ramps: bool = False) -> list[FfmtCandidate]:
     """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops) x tiling
-    that can be expressed exactly, with its MAC cost.  Deterministic order."""
+    that can be expressed exactly, with its MAC cost.  ``ramps``: also the ramped variant of
+    each count-only tiling (:func:`tiling_variants`); off by default: the search ranks
+    candidates by the peak of their stored (tile-by-tile) order, which for FFMT lies above
+    what the scheduler reaches, so the extra variants cost search time without being
+    recognised.  Deterministic order."""
     sg = model.main
     base = max(1, graph_macs(sg))
     res: list[FfmtCandidate] = []
@@ -410,7 +494,14 @@ def ffmt_candidates(model: Model, tile_options: Sequence[tuple[int, int]] = DEFA
                     steps = analyse_chain(sg, sub)
                 except FfmtUnsupported:
                     continue
-                for tiles in tile_options:
+                last = sg.operators[sub[-1]].outputs[0]
+                options_here: list[Tiles] = []
+                for t in tile_options:
+                    counted = all(isinstance(a, (int, np.integer)) for a in t)
+                    for v in (tiling_variants(last.shape[H_AXIS], last.shape[W_AXIS], t) if ramps and counted else [t]):
+                        if v not in options_here:
+                            options_here.append(v)
+                for tiles in options_here:
                     try:
                         plan = _plan(sg, steps, tiles)
                     except FfmtUnsupported:
@@ -451,15 +542,18 @@ class _Emitter:
         return self.b.tensor(name, shape, t.dtype, None if t.quantization is None else t.quantization.copy())
 
     def slice(self, x: Tensor, h: Span, w: Span, name: str) -> Tensor:
-        """STRIDED_SLICE of a spatial region (a plain copy: quantisation unchanged)."""
+        """SLICE of a spatial region (a plain copy: quantisation unchanged).
+
+        SLICE rather than STRIDED_SLICE: TFLM's SLICE kernel keeps no op data and has no
+        builtin parameters, and its ``size`` operand is shared by equal-sized tiles, so each
+        tile costs ~150 B less persistent tail on the host (see ``memory.tail``)."""
         if (h.size, w.size) == tuple(x.shape[1:3]):
             return x
         n, c = x.shape[0], x.shape[3]
         y = self.like(x, name, [n, h.size, w.size, c])
         begin = self.int32("ffmt_begin", [0, h.lo, w.lo, 0])
-        end = self.int32("ffmt_end", [n, h.hi, w.hi, c])
-        strides = self.int32("ffmt_strides", [1, 1, 1, 1])
-        self.op("STRIDED_SLICE", [x, begin, end, strides], [y], options("STRIDED_SLICE"), _is_int8(x))
+        size = self.int32("ffmt_size", [n, h.size, w.size, c])
+        self.op(SLICE_OP, [x, begin, size], [y], options(SLICE_OP), _is_int8(x))
         return y
 
     def pad(self, x: Tensor, pads: tuple[int, int, int, int], fill: str, name: str) -> Tensor:
@@ -508,15 +602,16 @@ def _tile_op(em: _Emitter, op: Operator, inputs: list[Optional[Tensor]], out: Te
     return o
 
 
-def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, int]) -> Model:
-    """A copy of ``model`` with the chain ``path_op_indices`` computed in ``tiles = (H splits, W splits)``
-    tiles.  Raises :class:`FfmtUnsupported` (the original is never modified)."""
+def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> Model:
+    """A copy of ``model`` with the chain ``path_op_indices`` computed in ``tiles = (H split, W split)``
+    tiles, each a tile count (near-equal tiles) or the tile sizes along that axis of the chain's
+    last output.  Raises :class:`FfmtUnsupported` (the original is never modified)."""
     plan = plan_ffmt(model, path_op_indices, tiles)
     m = copy.deepcopy(model)
     sg = m.main
     path_ops = [sg.operators[i] for i in plan.path]
     em = _Emitter(m)
-    th, tw = plan.tiles
+    th, tw = tile_counts(plan.tiles)
     tile_outs: list[Tensor] = []
     for t_idx, per_op in enumerate(plan.tile_steps):
         tag = f"ffmt_t{t_idx // tw}_{t_idx % tw}"
@@ -529,9 +624,10 @@ def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: tuple[int, i
                 cur = em.slice(data, ts.in_h, ts.in_w, f"{data.name}/{tag}")
             shape = _region_shape(out.shape[0], ts.out_h, ts.out_w, out.shape[3])
             if st.kind == "window":
-                x = em.pad(cur, ts.pads, st.border, f"{out.name}/{tag}_pad") if any(ts.pads) else cur
+                explicit = any(ts.pads) and not ts.same
+                x = em.pad(cur, ts.pads, st.border, f"{out.name}/{tag}_pad") if explicit else cur
                 y = em.like(out, f"{out.name}/{tag}", shape)
-                _tile_op(em, op, [x, *op.inputs[1:]], y, valid=True)
+                _tile_op(em, op, [x, *op.inputs[1:]], y, valid=not ts.same)
             elif st.kind == "pad":
                 if any(ts.pads):
                     y = em.like(out, f"{out.name}/{tag}", shape)

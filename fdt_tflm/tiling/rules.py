@@ -14,7 +14,9 @@ through), or mixes all positions (``"none"``: a barrier).  ``spatial_border`` sa
 window op's implicit SAME padding can be made explicit at a tile border: ``"zero_point"``
 (out-of-image taps contribute nothing, so a PAD with the input zero point is exact),
 ``"lowest"`` (max: pad with the dtype's lowest value) or ``"refuse"`` (TFLM's average pool
-divides by the number of in-image taps; explicit padding would change the result).
+divides by the number of in-image taps; explicit padding would change the result).  A border
+tile whose own SAME padding equals what it needs keeps SAME and needs no explicit padding
+at all, whatever this field says (``ffmt.AxisGeom.same_matches``).
 
 Keep knowledge here, not in ``if`` chains in the passes.  A missing op means "leave untiled".
 """

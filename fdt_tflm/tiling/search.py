@@ -261,16 +261,6 @@ class _Search:
     tried: int = 0
     points: list[ParetoPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    objective: str = "total"  # see search()
-    limit: int = 0  # objective "head": the total no result may exceed (the baseline's)
-
-    def score(self, est: Estimate) -> tuple[int, ...]:
-        """What the search minimises: the total, or (head, total) under ``limit``."""
-        return (est.total,) if self.objective == "total" else (est.head, est.total)
-
-    def feasible(self, est: Estimate) -> bool:
-        """The cheap estimate is a lower bound on the total (exact tail), so this may prune."""
-        return self.objective == "total" or est.total <= self.limit
 
     def out_of_time(self) -> bool:
         if time.perf_counter() - self.t0 > self.time_budget:
@@ -303,20 +293,18 @@ class _Search:
             est = estimate(m, exact=False)
             out.append(_Ranked(c, m, est, ovh, plateau(m.main)))
             self.say(f"search {tag}: tried {self.tried} ({c.label(sg)}: ~{est.total:,} B), best {best_total:,} B")
-        out = [r for r in out if self.feasible(r.est)]
-        out.sort(key=lambda r: (self.score(r.est), *r.key()))
+        out.sort(key=_Ranked.key)
         return out
 
     def best_exact(self, ranked: Sequence[_Ranked], cur: Estimate, n_paths: int) -> Optional[tuple[_Ranked, Estimate]]:
         """The best of the top cheap candidates under the full planner, if it beats ``cur``."""
         best: Optional[tuple[_Ranked, Estimate]] = None
         for r in ranked[:EXACT_PER_ROUND]:
-            if self.score(r.est) >= self.score(cur):  # the cheap head is a lower bound: nothing below can win
+            if r.est.total >= cur.total:  # the cheap head is a lower bound: nothing below can win
                 break
             ex = estimate(r.model, exact=True, time_limit=self.plan_time_limit)
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1))
-            if self.feasible(ex) and self.score(ex) < self.score(cur) and \
-                    (best is None or (self.score(ex), r.overhead) < (self.score(best[1]), best[0].overhead)):
+            if ex.total < cur.total and (best is None or (ex.total, r.overhead) < (best[1].total, best[0].overhead)):
                 best = (r, ex)
         return best
 
@@ -340,7 +328,7 @@ class _Search:
                 if win is not None:
                     r2, ex = win
                     done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, r2.plateau)]
-                    if not best or self.score(ex) < self.score(best[-1].est):
+                    if not best or ex.total < best[-1].est.total:
                         best = done
                     break
                 flat = sorted((r for r in nxt if r.plateau < chain[-1].plateau), key=lambda r: (r.plateau, r.key()))
@@ -361,14 +349,8 @@ def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int) -> ChosenPath:
 def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
            progress: Optional[Progress] = None, allow_ffmt: bool = True,
            parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
-           plan_time_limit: float = 2.0, allow_custom_ops: bool = False,
-           objective: str = "total") -> SearchResult:
+           plan_time_limit: float = 2.0, allow_custom_ops: bool = False) -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
-
-    ``objective``: "total" (default) minimises head + persistent tail; "head" minimises the
-    planned head (then the total) among results whose total stays at or below the baseline's,
-    for targets that budget the activation arena (the tail then may grow, never past the
-    untiled total).  Spatial tiles add tail, so under "total" FFMT rarely beats FDT.
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
     recomputes halos).  ``time_budget``: seconds for the whole search (best so far is
@@ -381,10 +363,8 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
     applied, the returned model's operators are also in the scheduler's order (op indices in
     ``paths`` refer to that working model, as it was when each rewrite was applied)."""
     say = progress or (lambda msg: None)
-    if objective not in ("total", "head"):
-        raise FdtError(f"unknown search objective {objective!r} (expected 'total' or 'head')")
     st = _Search(max_overhead, time_budget, allow_ffmt, allow_custom_ops, parts, plan_time_limit, say,
-                 max(1, model_macs(model)), objective=objective)
+                 max(1, model_macs(model)))
     if len(model.subgraphs) != 1:
         base = estimate(model, exact=True, time_limit=plan_time_limit)
         return SearchResult(model, [], [ParetoPoint(base.total, base.head, 0.0, 0)], base, base,
@@ -398,7 +378,6 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
         current.main.operators = [current.main.operators[pos[id(op)]] for op in order]
     cur = estimate(current, exact=True, time_limit=plan_time_limit)
     baseline = cur
-    st.limit = cur.total
     say(f"search: baseline total {cur.total:,} B (head {cur.head:,} + tail {cur.tail:,})")
     chosen: list[ChosenPath] = []
     st.points.append(ParetoPoint(cur.total, cur.head, 0.0, 0))
