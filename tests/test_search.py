@@ -1,9 +1,8 @@
 """Path search: finds the peak, splits it, never makes the TFLM total worse, stays bit-exact."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import shared_params
 
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.graph import Model
@@ -13,7 +12,6 @@ from fdt_tflm.memory.passes import plan, reorder
 from fdt_tflm.tiling.search import estimate, fdt_candidates, pareto_front, ParetoPoint, peak_seeds, search
 from fdt_tflm.verify import compare_models
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 # (head, total) TFLM must reach at 0 % MAC overhead after search + reorder + plan
 TARGETS = {"mlperf_vww_mbv1_96_int8": (47_000, 80_000), "tflm_person_detect_int8": (37_000, 70_000)}
 
@@ -135,14 +133,9 @@ def test_estimate_is_a_lower_bound_of_the_exact_one():
 
 
 # -- the shared real models ------------------------------------------------------------------
-def _shared():
-    paths = sorted(MODELS.glob("*.tflite")) if MODELS.is_dir() else []
-    if not paths:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{MODELS} not found (shared models absent)"))]
-    return [pytest.param(p, id=p.stem) for p in paths]
 
 
-@pytest.mark.parametrize("path", _shared())
+@pytest.mark.parametrize("path", shared_params())
 def test_shared_models(path):
     m = read_model(path)
     res = search(m, max_overhead=0.0, time_budget=45)
