@@ -232,6 +232,19 @@ class _Rewriter:
             raise FdtError("internal error: an FDT path without ops")
         return x, lo, hi
 
+    def splice(self, replaced: Sequence[int]) -> None:
+        """Put the new ops where the first replaced op stood, drop the replaced ops, and prune
+        the tensors nothing uses any more."""
+        sg = self.sg
+        old_ops = [sg.operators[i] for i in replaced]
+        gone = {id(op) for op in old_ops}
+        kept = [op for op in sg.operators if id(op) not in gone]
+        insert_at = sum(1 for op in sg.operators[:min(replaced)] if id(op) not in gone)
+        sg.operators = kept[:insert_at] + self.new_ops + kept[insert_at:]
+        sg.tensors.extend(self.new_tensors)
+        maybe_dead = {id(t): t for op in old_ops for t in list(op.inputs) + list(op.outputs) if t is not None}
+        prune_tensors(self.model, maybe_dead)
+
     def build(self) -> None:
         info, sg = self.info, self.sg
         chain = [sg.operators[i] for i in info.ops]
@@ -276,15 +289,7 @@ def apply_fdt(model: Model, path: Sequence[int], parts: int, end: str = CONCAT) 
     info = analyze_path(sg, path, end, parts)
     rw = _Rewriter(out, info, parts)
     rw.build()
-    old_ops = [sg.operators[i] for i in info.ops]
-    pos = min(info.ops)
-    gone = {id(op) for op in old_ops}
-    kept = [op for op in sg.operators if id(op) not in gone]
-    insert_at = sum(1 for op in sg.operators[:pos] if id(op) not in gone)
-    sg.operators = kept[:insert_at] + rw.new_ops + kept[insert_at:]
-    sg.tensors.extend(rw.new_tensors)
-    maybe_dead = {id(t): t for op in old_ops for t in list(op.inputs) + list(op.outputs) if t is not None}
-    prune_tensors(out, maybe_dead)
+    rw.splice(info.ops)
     return out
 
 

@@ -37,7 +37,7 @@ from ..memory.lifetimes import Interval, lifetimes
 from ..reference.fixedpoint import activation_range
 from ..reference.ops import conv_padding, fc_multipliers, per_channel_multipliers
 from ..reference.partial_op import FDT_PARTIAL_CODE, KIND_CONV, KIND_FC, PartialParams
-from .fdt import _Rewriter, prune_tensors
+from .fdt import _Rewriter
 from .paths import CONCAT, PathInfo, analyze_path, data_input_index, even_ranges
 
 INT8, INT32 = DTYPE_CODES["INT8"], DTYPE_CODES["INT32"]
@@ -213,15 +213,7 @@ def apply_partial(model: Model, path: Sequence[int], parts: int) -> Model:
             ins.pop()
         rw.new_ops.append(Operator(code, ins, [z], None, None, params.encode(), 0))
         acc = z
-    old_ops = [sg.operators[i] for i in pp.ops]
-    gone = {id(op) for op in old_ops}
-    pos = min(pp.ops)
-    kept = [op for op in sg.operators if id(op) not in gone]
-    insert_at = sum(1 for op in sg.operators[:pos] if id(op) not in gone)
-    sg.operators = kept[:insert_at] + rw.new_ops + kept[insert_at:]
-    sg.tensors.extend(rw.new_tensors)
-    maybe_dead = {id(t): t for op in old_ops for t in list(op.inputs) + list(op.outputs) if t is not None}
-    prune_tensors(out, maybe_dead)
+    rw.splice(pp.ops)
     return out
 
 
