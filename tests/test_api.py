@@ -87,3 +87,14 @@ def test_optimize_refuses_a_model_whose_outputs_change(monkeypatch):
     monkeypatch.setattr(api, "write_model", corrupting_write)
     with pytest.raises(VerificationError):
         fdt_tflm.optimize(KWS.read_bytes(), passes="none", progress=False)
+
+
+def test_default_pipeline_is_deterministic_on_a_real_model():
+    from conftest import SHARED_MODELS
+    vww = SHARED_MODELS / "mlperf_vww_mbv1_96_int8.tflite"
+    if not vww.exists():
+        pytest.skip(f"{vww} not found (shared models absent)")
+    a = fdt_tflm.optimize(str(vww), progress=False, verify=False)
+    b = fdt_tflm.optimize(vww.read_bytes(), progress=False, verify=False)
+    assert a.report["paths"], "the search should split VWW"
+    assert a.data == b.data
