@@ -163,6 +163,7 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     steps = parse_passes(passes)
     if steps:
         check_optimizable(model)
+    tflm_ref = _run_original(original_model, original, samples) if verify else None
     orig_info = summary(original_model)
     orig_macs = graph_macs(original_model.main)
     report: dict = {"model": label, "passes": list(steps),
@@ -229,7 +230,7 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     report["mac_overhead_pct"] = round((report["macs"] - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0
     verified: Optional[bool] = None
     if verify:
-        verified = _verify(report, original_model, original, model, data, samples, litert, needs_custom)
+        verified = _verify(report, original_model, original, model, data, samples, litert, needs_custom, tflm_ref)
     report["seconds"] = round(time.perf_counter() - t0, 3)
     if progress:
         progress("")
@@ -250,12 +251,22 @@ def _read_labelled(data: bytes, path: str) -> Model:
         raise FdtError(str(e).replace("input:", f"{path}:", 1)) from None
 
 
-def _verify(report: dict, original_model: Model, original: bytes, model: Model, data: bytes, samples: int,
-            litert: bool, needs_custom: bool) -> bool:
-    from .verify import compare_models, runtime_available
+def _run_original(original_model: Model, original: bytes, samples: int):
+    """Run the input in TFLM before any pass: a model TFLM cannot run is bad input (exit 2),
+    and the outputs are the reference the optimised model must reproduce."""
+    from .verify import make_inputs, run, runtime_available
     if not runtime_available("tflm"):
         raise FdtError("verification needs the TFLM host interpreter: pip install 'fdt-tflm[verify]' "
                        "(or pass --no-verify)")
+    ref = run(original, make_inputs(original_model, samples))
+    if not ref.ok:
+        raise FdtError(f"TFLM cannot run the input model: {ref.error}")
+    return ref
+
+
+def _verify(report: dict, original_model: Model, original: bytes, model: Model, data: bytes, samples: int,
+            litert: bool, needs_custom: bool, tflm_ref=None) -> bool:
+    from .verify import compare_models
     if needs_custom:
         from .tiling.partial import verify_custom
         ok, details = verify_custom(original, model, samples)
@@ -265,12 +276,11 @@ def _verify(report: dict, original_model: Model, original: bytes, model: Model, 
         from .memory.tail import predict_tail
         report["tail_bytes"] = predict_tail(model)
         report["total_arena_bytes"] = report["arena_bytes"] + report["tail_bytes"]
-        from .verify import run
-        ref = run(original, [], "tflm")
-        if ref.ok and ref.head is not None:
+        ref = tflm_ref
+        if ref is not None and ref.head is not None:
             report["original_arena_bytes"], report["original_total_arena_bytes"] = ref.head, ref.total
         return bool(ok)
-    cmp = compare_models(original_model, original, data, n_samples=samples, litert=litert)
+    cmp = compare_models(original_model, original, data, n_samples=samples, litert=litert, tflm_ref=tflm_ref)
     report["verification"] = cmp.to_dict()
     if cmp.tflm.a is not None and cmp.tflm.a.head is not None:
         report["original_arena_bytes"] = cmp.tflm.a.head

@@ -122,3 +122,17 @@ def test_hybrid_and_multi_subgraph_models_are_refused(tmp_path):
     multi.write_bytes(write_model(m))
     r = cli("optimize", str(multi), "-o", str(tmp_path / "m.out.tflite"), "--passes", "reorder,plan")
     assert r.returncode == 2 and "several subgraphs" in r.stderr
+
+
+def test_a_model_tflm_cannot_run_is_bad_input(tmp_path):
+    """TFLM has no RELU_N1_TO_1 kernel: refused before any pass, one line, exit 2, nothing written."""
+    from fdt_tflm.io import write_model
+    from fdt_tflm.ir.qnet import QNet
+    n = QNet(seed=5)
+    m = n.output(n.unary(n.input([1, 8, 8, 4]), "RELU_N1_TO_1"))
+    src = tmp_path / "relun1.tflite"
+    src.write_bytes(write_model(m))
+    out = tmp_path / "out.tflite"
+    r = cli("optimize", str(src), "-o", str(out))
+    assert r.returncode == 2 and "TFLM cannot run the input model" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()

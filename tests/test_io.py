@@ -224,3 +224,24 @@ def test_reader_rejects_every_truncation_of_a_real_model_cleanly():
         # whatever parsed must not silently claim to be the whole model
         assert sum(len(t.buffer.data) for t in m.main.tensors) < sum(
             len(t.buffer.data) for t in read_model(data).main.tensors), cut
+
+
+def test_corrupted_models_fail_cleanly():
+    """Random byte flips: either an FdtError or a model we can analyse and write, never a crash."""
+    import random
+    from fdt_tflm.analysis import summary
+    data = (PROJECT_MODELS / "kws.tflite").read_bytes()
+    rng = random.Random(1)
+    parsed = 0
+    for _ in range(400):
+        d = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            d[rng.randrange(8, min(len(d), 4000))] = rng.randrange(256)
+        try:
+            m = read_model(bytes(d))
+        except FdtError:
+            continue
+        parsed += 1
+        summary(m)
+        write_model(m)
+    assert parsed > 0, "some flips hit data only; those models must still be handled"

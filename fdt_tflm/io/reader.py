@@ -71,6 +71,8 @@ def _to_ir(root: Table, size: int) -> Model:
         model.extra["MetadataBuffer"] = f["MetadataBuffer"]
     for sg in f.get("Subgraphs", []):
         model.subgraphs.append(_subgraph(sg, buffers, opcodes))
+    if not model.subgraphs:
+        raise FdtError("the model has no subgraph")
     for m in f.get("Metadata", []):
         idx = m.get("Buffer", 0)
         model.metadata.append((m.get("Name", b""), buffers[idx] if idx < len(buffers) else Buffer()))
@@ -80,6 +82,12 @@ def _to_ir(root: Table, size: int) -> Model:
             [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Inputs", [])],
             [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Outputs", [])]))
     return model
+
+
+def _required(t, what: str):
+    if t is None:
+        raise FdtError(f"an {what} refers to no tensor (index -1)")
+    return t
 
 
 def _quant(q: Table | None) -> Quantization | None:
@@ -114,6 +122,9 @@ def _subgraph(sg: Table, buffers: list[Buffer], opcodes: list[OperatorCode]) -> 
             raise FdtError(f"operator refers to tensor {i}, the subgraph has {len(tensors)}")
         return tensors[i]
 
+    for t in tensors:
+        if any(d < -1 for d in t.shape):
+            raise FdtError(f"tensor {t.name!r} has an invalid shape {t.shape}")
     ops = []
     for o in sg.get("Operators", []):
         oi = o.get("OpcodeIndex", 0)
@@ -123,7 +134,7 @@ def _subgraph(sg: Table, buffers: list[Buffer], opcodes: list[OperatorCode]) -> 
         ops.append(Operator(
             opcode=opcodes[oi],
             inputs=[tref(int(i)) for i in o.get("Inputs", np.zeros(0, np.int32))],
-            outputs=[tref(int(i)) for i in o.get("Outputs", np.zeros(0, np.int32))],
+            outputs=[_required(tref(int(i)), "operator output") for i in o.get("Outputs", np.zeros(0, np.int32))],
             options=o.get("BuiltinOptions"), options2=o.get("BuiltinOptions2"),
             custom_options=None if co is None else co.tobytes(),
             custom_options_format=o.get("CustomOptionsFormat", 0),

@@ -7,7 +7,15 @@ from .graph import Operator, Subgraph
 
 
 def op_macs(op: Operator) -> int:
-    """MACs of one op; element-wise and data-movement ops count one per output element."""
+    """MACs of one op; element-wise and data-movement ops count one per output element.
+    A malformed op (weights of an unexpected rank, from a corrupt file) counts as zero."""
+    try:
+        return _op_macs(op)
+    except (ValueError, IndexError, TypeError, AttributeError):
+        return 0
+
+
+def _op_macs(op: Operator) -> int:
     t = op.type
     out = op.outputs[0] if op.outputs else None
     if op.opcode.custom_code == b"FDT_PARTIAL" and out is not None and len(op.inputs) > 1 and op.inputs[1] is not None:
