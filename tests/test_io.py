@@ -90,10 +90,10 @@ def test_small_int8_model_roundtrip_runs_bit_exact_in_tflm():
     data, again = roundtrip(m)
     res = run(data, make_inputs(again, 3))
     assert res.ok, res.error
-    assert res.head is not None and res.head > 0
-    # same bytes through the writer twice, same outputs in TFLM: compare with the original build
-    cmp = compare_models(again, data, write_model(again), n_samples=3)
-    assert cmp.ok and cmp.tflm.match
+    from fdt_tflm.analysis import predicted_head
+    assert res.head == predicted_head(again).head, "TFLM's head must be what the planner model predicts"
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(res.outputs, res.outputs[1:])), \
+        "outputs should depend on the input (a degenerate model would hide mistakes)"
 
 
 def test_per_channel_quantisation_survives():

@@ -41,6 +41,21 @@ def quant(scale, zero_point=0, axis: int = 0) -> Quantization:
     return Quantization(scale=s, zero_point=z, axis=axis)
 
 
+class UniqueNames:
+    """Hands out tensor names not yet used in one subgraph (``base``, ``base_1``, ...)."""
+
+    def __init__(self, sg: Subgraph):
+        self.used = {t.name for t in sg.tensors}
+
+    def __call__(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.used:
+            name = f"{base}_{k}"
+            k += 1
+        self.used.add(name)
+        return name
+
+
 class GraphBuilder:
     """Append tensors and operators to one subgraph of a model."""
 
@@ -51,15 +66,7 @@ class GraphBuilder:
                 self.model.subgraphs.append(Subgraph(name=b"main"))
             subgraph = self.model.subgraphs[0]
         self.sg = subgraph
-        self._names: set[str] = {t.name for t in self.sg.tensors}
-
-    def unique(self, name: str) -> str:
-        base, k = name, 1
-        while name in self._names:
-            name = f"{base}_{k}"
-            k += 1
-        self._names.add(name)
-        return name
+        self.unique = UniqueNames(subgraph)
 
     def tensor(self, name: str, shape: Sequence[int], dtype: str | int = "INT8",
                q: Optional[Quantization] = None) -> Tensor:

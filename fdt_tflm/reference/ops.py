@@ -114,7 +114,7 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # stock kernels
 def _conv2d(op: Operator, ins: Arrays) -> Arrays:
-    x_t, w_t, b_t = (op.inputs + [None])[:3]
+    x_t, w_t = op.inputs[0], op.inputs[1]
     y_t = op.outputs[0]
     _require_int8(op, x_t, w_t, y_t)
     x, w = ins[0], ins[1]
@@ -127,16 +127,22 @@ def _conv2d(op: Operator, ins: Arrays) -> Arrays:
     if groups != 1:
         raise ReferenceUnsupported("grouped CONV_2D is not modelled")
     acc = conv_accumulate(x, w, -_zp(x_t), (sh, sw), (dh, dw), pad, (oh, ow))
-    if b_t is not None:
+    mult, shift = per_channel_multipliers(_scale(x_t), w_t.quantization.scale, _scale(y_t), w.shape[0])
+    return [_requantize_output(op, acc, ins, mult, shift)]
+
+
+def _requantize_output(op: Operator, acc: np.ndarray, ins: Arrays, mult, shift) -> np.ndarray:
+    """The shared end of conv, depthwise and dense: add the bias (input 2, if present), wrap to
+    int32, requantise per channel and clamp to the fused activation's range."""
+    y_t = op.outputs[0]
+    if len(op.inputs) > 2 and op.inputs[2] is not None:
         acc = acc + ins[2].astype(np.int64)
-    n_out = w.shape[0]
-    mult, shift = per_channel_multipliers(_scale(x_t), w_t.quantization.scale, _scale(y_t), n_out)
     lo, hi = activation_range(int(op.opt("FusedActivationFunction", 0)), _scale(y_t), _zp(y_t))
-    return [requantize(_wrap32(acc), mult, shift, _zp(y_t), lo, hi)]
+    return requantize(_wrap32(acc), mult, shift, _zp(y_t), lo, hi)
 
 
 def _depthwise(op: Operator, ins: Arrays) -> Arrays:
-    x_t, w_t, b_t = (op.inputs + [None])[:3]
+    x_t, w_t = op.inputs[0], op.inputs[1]
     y_t = op.outputs[0]
     _require_int8(op, x_t, w_t, y_t)
     x, w = ins[0], ins[1]
@@ -158,26 +164,20 @@ def _depthwise(op: Operator, ins: Arrays) -> Arrays:
         for kx in range(kw):
             patch = xp[:, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :]
             acc += patch * wl[0, ky, kx, :]
-    if b_t is not None:
-        acc = acc + ins[2].astype(np.int64)
     mult, shift = per_channel_multipliers(_scale(x_t), w_t.quantization.scale, _scale(y_t), oc)
-    lo, hi = activation_range(int(op.opt("FusedActivationFunction", 0)), _scale(y_t), _zp(y_t))
-    return [requantize(_wrap32(acc), mult, shift, _zp(y_t), lo, hi)]
+    return [_requantize_output(op, acc, ins, mult, shift)]
 
 
 def _fully_connected(op: Operator, ins: Arrays) -> Arrays:
-    x_t, w_t, b_t = (op.inputs + [None])[:3]
+    x_t, w_t = op.inputs[0], op.inputs[1]
     y_t = op.outputs[0]
     _require_int8(op, x_t, w_t, y_t)
     w = ins[1].astype(np.int64)
     units, depth = w.shape
     x = ins[0].reshape(-1, depth).astype(np.int64) - _zp(x_t)
     acc = x @ (w - _zp(w_t)).T
-    if b_t is not None:
-        acc = acc + ins[2].astype(np.int64)
     mult, shift = fc_multipliers(_scale(x_t), w_t.quantization.scale, _scale(y_t), units)
-    lo, hi = activation_range(int(op.opt("FusedActivationFunction", 0)), _scale(y_t), _zp(y_t))
-    return [requantize(_wrap32(acc), mult, shift, _zp(y_t), lo, hi).reshape(y_t.shape)]
+    return [_requantize_output(op, acc, ins, mult, shift).reshape(y_t.shape)]
 
 
 def _pool(op: Operator, ins: Arrays, kind: str) -> Arrays:

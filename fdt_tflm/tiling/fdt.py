@@ -18,8 +18,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..ir.builder import UniqueNames
 from ..ir.builder import options as make_options
-from ..ir.graph import Buffer, Model, Operator, Quantization, Subgraph, Tensor
+from ..ir.graph import Buffer, Model, Operator, Quantization, Tensor
 from ..errors import FdtError
 from ..ir.types import BUILTIN_CODES, DTYPE_CODES
 from ..memory.offline_plan import METADATA_NAME
@@ -42,21 +43,6 @@ class FdtSpec:
 def copy_version(dtype: int) -> int:
     """OperatorCode version TFLite assigns copies (CONCATENATION/STRIDED_SLICE) of this dtype."""
     return 3 if dtype == INT16 else 2 if dtype == INT8 else 1
-
-
-class _Names:
-    """Unique tensor names within one subgraph."""
-
-    def __init__(self, sg: Subgraph):
-        self.used = {t.name for t in sg.tensors}
-
-    def __call__(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.used:
-            name = f"{base}_{k}"
-            k += 1
-        self.used.add(name)
-        return name
 
 
 def _slice_quant(q: Optional[Quantization], n_along: int, lo: int, hi: int) -> Optional[Quantization]:
@@ -112,7 +98,7 @@ class _Rewriter:
 
     def __init__(self, model: Model, info: PathInfo, parts: int):
         self.model, self.sg, self.info, self.parts = model, model.main, info, parts
-        self.names = _Names(self.sg)
+        self.names = UniqueNames(self.sg)
         self.new_tensors: list[Tensor] = []
         self.new_ops: list[Operator] = []
         self.tag = f"fdt{info.ops[0]}"
