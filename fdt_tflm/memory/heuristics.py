@@ -27,7 +27,7 @@ class HeuristicPlan:
 # Swaps tried by the local search: a work budget (each try re-places all n buffers, ~n^2 steps), so
 # the result does not depend on machine speed; the time cap only guards pathological sizes.
 SEARCH_ITERATIONS = 2000
-SEARCH_WORK = 2_000_000
+SEARCH_WORK = 30_000_000
 
 
 def share_set(shareable: Iterable[tuple[int, int]]) -> frozenset:
@@ -144,26 +144,37 @@ def best_heuristic(intervals: Sequence[Interval], shareable: frozenset = frozens
 
 def _local_search(intervals: Sequence[Interval], shareable: frozenset, best: HeuristicPlan, order: list[int],
                   best_fit: bool, stop_at: int, seconds: float) -> HeuristicPlan:
-    """Seeded swap search on the placement order (deterministic up to the time cap)."""
+    """Seeded search on the placement order (deterministic up to the time cap), keeping any
+    order that is not worse.  Moves alternate: a buffer that reaches the arena's top moves to
+    an earlier place (it gets placed while more room is left: the move that lowers the top),
+    or two random buffers swap (to leave plateaus)."""
     n = len(order)
     if n < 2 or seconds <= 0:
         return best
     rng = random.Random(0)
     deadline = time.perf_counter() + seconds
     cur = list(order)
-    cur_arena = arena_extent(intervals, place(intervals, cur, best_fit, shareable))
+    cur_offs = place(intervals, cur, best_fit, shareable)
+    cur_arena = arena_extent(intervals, cur_offs)
     for it in range(min(SEARCH_ITERATIONS, max(50, SEARCH_WORK // (n * n)))):
         if it % 16 == 0 and time.perf_counter() > deadline:
             break
-        i, j = rng.randrange(n), rng.randrange(n)
-        if i == j:
-            continue
         cand = list(cur)
-        cand[i], cand[j] = cand[j], cand[i]
+        if it % 2 == 0:
+            top = [k for k, b in enumerate(cur) if cur_offs[b] + intervals[b].size == cur_arena and k > 0]
+            if not top:
+                continue
+            i = top[rng.randrange(len(top))]
+            cand.insert(rng.randrange(i), cand.pop(i))
+        else:
+            i, j = rng.randrange(n), rng.randrange(n)
+            if i == j:
+                continue
+            cand[i], cand[j] = cand[j], cand[i]
         offs = place(intervals, cand, best_fit, shareable)
         arena = arena_extent(intervals, offs)
         if arena <= cur_arena:
-            cur, cur_arena = cand, arena
+            cur, cur_offs, cur_arena = cand, offs, arena
             if arena < best.arena:
                 best = HeuristicPlan(offs, arena, "local search")
                 if arena <= stop_at:
