@@ -139,13 +139,15 @@ def _stderr_progress() -> Optional[Progress]:
 def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None, max_overhead: float = 0.0,
              verify: bool = True, allow_custom_ops: bool = False, time_limit: float = 5.0,
              search_budget: float = 45.0, samples: int = 5, progress: Union[Progress, bool, None] = None,
-             litert: bool = True) -> Result:
+             litert: bool = True, objective: str = "total") -> Result:
     """Optimise a TFLite model for TFLM.
 
     ``source``: a path, the model bytes or an IR Model.  ``passes``: any of tile, reorder,
     plan (default all; "none" re-serialises only).  ``max_overhead``: MAC budget in percent
     for spatial tiling (0 = no recomputation).  ``verify``: run both models in TFLM (and
-    LiteRT) and refuse a result whose outputs differ.
+    LiteRT) and refuse a result whose outputs differ.  ``objective``: what the tiling search
+    minimises, "total" (TFLM head + persistent tail) or "head" (the activation arena, with
+    the total kept at or below what reorder + plan alone give).
     """
     t0 = time.perf_counter()
     if progress is True or progress is None:
@@ -167,21 +169,23 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     orig_info = summary(original_model)
     orig_macs = graph_macs(original_model.main)
     report: dict = {"model": label, "passes": list(steps),
-                    "max_overhead_pct": max_overhead}
+                    "max_overhead_pct": max_overhead, "objective": objective}
     paths: list[dict] = []
     pareto: list[dict] = []
     needs_custom = False
 
     if "tile" in steps:
-        from .tiling.search import search
+        from .tiling.search import OBJECTIVES, score, search
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
         sr = search(model, max_overhead=max_overhead, time_budget=search_budget, progress=progress,
-                    allow_custom_ops=allow_custom_ops)
+                    allow_custom_ops=allow_custom_ops, objective=objective)
         if max_overhead > 0:
             # the search is greedy: a recomputing first step can lead somewhere worse than the
             # zero-overhead result, which a larger budget must never be
             sr0 = search(model, max_overhead=0.0, time_budget=search_budget, progress=progress,
-                         allow_custom_ops=allow_custom_ops)
-            if sr0.final.total <= sr.final.total:
+                         allow_custom_ops=allow_custom_ops, objective=objective)
+            if score(sr0.final, objective) <= score(sr.final, objective):
                 sr = sr0
         model = sr.model
         paths = [_path_dict(p) for p in getattr(sr, "paths", [])]

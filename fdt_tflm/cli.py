@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: tile,reorder,plan)")
     o.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT",
                    help="MAC overhead budget for spatial tiling in percent (default 0: no recomputation)")
+    o.add_argument("--objective", choices=("total", "head"), default="total",
+                   help="what the tiling search minimises: TFLM's total arena, head + persistent tail "
+                        "(default), or the head alone, keeping the total at or below what reorder+plan give")
     o.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")
     o.add_argument("--no-verify", action="store_true", help="skip the TFLM/LiteRT check (not recommended)")
     o.add_argument("--allow-custom-ops", action="store_true",
@@ -76,7 +79,8 @@ def _optimize_for_firmware(model_path: str, args: argparse.Namespace):
     from .api import optimize
     return optimize(model_path, passes=getattr(args, "passes", None), max_overhead=getattr(args, "max_overhead", 0.0),
                     verify=not getattr(args, "no_verify", False),
-                    allow_custom_ops=getattr(args, "allow_custom_ops", False))
+                    allow_custom_ops=getattr(args, "allow_custom_ops", False),
+                    objective=getattr(args, "objective", "total"))
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -105,7 +109,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if os.path.exists(out) and os.path.exists(args.model) and os.path.samefile(out, args.model):
         raise FdtError(f"{out}: refusing to overwrite the input model; choose another -o")
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
-                   allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples)
+                   allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
+                   objective=args.objective)
     res.save(out)
     res.report["output"] = out
     if getattr(args, "emit_c", None):

@@ -67,6 +67,8 @@ def test_usage_errors_exit_2():
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     r = cli("optimize", str(PROJECT_MODELS / "kws.tflite"), "--passes", "bogus")
     assert r.returncode == 2 and "unknown pass" in r.stderr
+    r = cli("optimize", str(PROJECT_MODELS / "kws.tflite"), "--objective", "arena")
+    assert r.returncode == 2 and "invalid choice" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_optimize_never_overwrites_the_input(tmp_path):

@@ -474,13 +474,13 @@ def ffmt_chains(model: Model) -> list[list[int]]:
 
 
 def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_OPTIONS,
-                    max_len: int = 8, ramps: bool = False) -> list[FfmtCandidate]:
+                    max_len: int = 8, ramps: bool = False,
+                    touching: Optional[set[int]] = None) -> list[FfmtCandidate]:
     """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops) x tiling
     that can be expressed exactly, with its MAC cost.  ``ramps``: also the ramped variant of
-    each count-only tiling (:func:`tiling_variants`); off by default: the search ranks
-    candidates by the peak of their stored (tile-by-tile) order, which for FFMT lies above
-    what the scheduler reaches, so the extra variants cost search time without being
-    recognised.  Deterministic order."""
+    each count-only tiling (:func:`tiling_variants`); the search uses them when it ranks
+    FFMT candidates on a scheduled order (the head objective).  ``touching``: only sub-chains
+    containing one of these op indices (the search's seeds).  Deterministic order."""
     sg = model.main
     base = max(1, graph_macs(sg))
     res: list[FfmtCandidate] = []
@@ -488,6 +488,8 @@ def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_O
         for a in range(len(chain)):
             for b in range(a + 1, min(len(chain), a + max_len) + 1):
                 sub = chain[a:b]
+                if touching is not None and not touching.intersection(sub):
+                    continue
                 if not any(rule(sg.operators[i].type).spatial == "window" for i in sub):
                     continue
                 try:
