@@ -124,6 +124,10 @@ def test_pareto_front():
     pts = [ParetoPoint(100, 80, 0.0, 0), ParetoPoint(90, 70, 2.0, 1), ParetoPoint(95, 70, 3.0, 1),
            ParetoPoint(80, 60, 5.0, 2)]
     assert [p.total for p in pareto_front(pts)] == [100, 90, 80]
+    assert [p.head for p in pareto_front(pts, "head")] == [80, 70, 60]
+    pts.append(ParetoPoint(120, 50, 1.0, 1))  # a lower head for a higher total
+    assert [p.head for p in pareto_front(pts, "head")] == [80, 50]
+    assert [p.total for p in pareto_front(pts)] == [100, 90, 80]
 
 
 def test_estimate_is_a_lower_bound_of_the_exact_one():

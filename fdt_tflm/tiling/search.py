@@ -474,14 +474,17 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
         current, cur = steps[-1].model, steps[-1].est
     if not chosen:  # nothing helped: hand back the input itself, not the reordered copy
         current = model
-    return SearchResult(current, chosen, pareto_front(st.points), baseline, cur, st.tried,
+    return SearchResult(current, chosen, pareto_front(st.points, objective), baseline, cur, st.tried,
                         time.perf_counter() - st.t0, st.notes)
 
 
-def pareto_front(points: Sequence[ParetoPoint]) -> list[ParetoPoint]:
-    """Points not beaten on both total arena and MAC overhead, by increasing overhead."""
+def pareto_front(points: Sequence[ParetoPoint], objective: str = "total") -> list[ParetoPoint]:
+    """Points not beaten on both the objective's arena (total, or head) and MAC overhead, by
+    increasing overhead."""
+    def arena(p: ParetoPoint) -> int:
+        return p.head if objective == "head" else p.total
     front: list[ParetoPoint] = []
-    for p in sorted(points, key=lambda p: (p.mac_overhead_pct, p.total, p.n_paths)):
-        if not front or p.total < front[-1].total:
+    for p in sorted(points, key=lambda p: (p.mac_overhead_pct, arena(p), p.n_paths)):
+        if not front or arena(p) < arena(front[-1]):
             front.append(p)
     return front
