@@ -355,11 +355,15 @@ class _Search:
                 break  # the cheap head is a lower bound: nothing below can win
             if self.allowed(r.est):
                 top.append(r)
-        for r in top + [r for r in head_ffmt if all(r is not t for t in top)]:
+        for r in top + [f for f in head_ffmt if all(f is not t for t in top)]:
             if self.out_of_time():
                 break
-            ex = estimate(r.model, exact=True, time_limit=self.plan_time_limit, keep_order=True,
-                          order_time_limit=FFMT_EXACT_TIME_S if r in head_ffmt else None)
+            # a spatial tiling keeps the order found here (the final reorder pass, with its own time
+            # limit, might not find it again); other rewrites keep their stored order, which the
+            # next round's cheap estimates and seeds are based on
+            tile = any(r is f for f in head_ffmt)
+            ex = estimate(r.model, exact=True, time_limit=self.plan_time_limit, keep_order=tile,
+                          order_time_limit=FFMT_EXACT_TIME_S if tile else None)
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1))
             if self.better(ex, cur) and (best is None or (self.score(ex), r.overhead)
                                          < (self.score(best[1]), best[0].overhead)):
