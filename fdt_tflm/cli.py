@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--allow-custom-ops", action="store_true",
                    help="allow exact int8 partial sums through the bundled FDT_PARTIAL kernel")
     o.add_argument("--time-limit", type=float, default=5.0, help="seconds for each ILP/scheduler solve")
+    o.add_argument("--search-budget", type=float, default=45.0, metavar="S",
+                   help="seconds for the tiling search; the best result so far is kept (default 45)")
     o.add_argument("--samples", type=int, default=5, help="random inputs used for verification")
     o.add_argument("--plot", metavar="PNG", help="memory over time before/after")
     _add_firmware_args(o)
@@ -110,7 +112,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         raise FdtError(f"{out}: refusing to overwrite the input model; choose another -o")
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
                    allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
-                   objective=args.objective)
+                   objective=args.objective, search_budget=args.search_budget)
     res.save(out)
     res.report["output"] = out
     if getattr(args, "emit_c", None):

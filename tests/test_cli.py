@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_MODELS, REPO, measured_heads, shared_params
 
+from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model
 from fdt_tflm.verify import compare_models
 
@@ -69,6 +70,22 @@ def test_usage_errors_exit_2():
     assert r.returncode == 2 and "unknown pass" in r.stderr
     r = cli("optimize", str(PROJECT_MODELS / "kws.tflite"), "--objective", "arena")
     assert r.returncode == 2 and "invalid choice" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_optimize_passes_search_options_to_the_api(tmp_path, monkeypatch):
+    import fdt_tflm.api
+    from fdt_tflm.cli import main
+    seen: dict = {}
+
+    def fake_optimize(path, **kw):
+        seen.update(kw)
+        raise FdtError("stopped by the test")
+    monkeypatch.setattr(fdt_tflm.api, "optimize", fake_optimize)
+    out = tmp_path / "o.tflite"
+    rc = main(["optimize", str(PROJECT_MODELS / "kws.tflite"), "-o", str(out), "--objective", "head",
+               "--max-overhead", "30", "--search-budget", "12"])
+    assert rc == 2 and not out.exists()
+    assert (seen["objective"], seen["max_overhead"], seen["search_budget"]) == ("head", 30.0, 12.0)
 
 
 def test_optimize_never_overwrites_the_input(tmp_path):
