@@ -33,3 +33,18 @@ def measured_heads() -> dict[str, tuple[int, int]]:
         if len(cells) > 4 and cells[0].endswith(".tflite") and cells[2].isdigit():
             out[cells[0][:-len(".tflite")]] = (int(cells[2]), int(cells[3]))
     return out
+
+
+@pytest.fixture
+def optimize_calls(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Replaces ``fdt_tflm.api.optimize`` by a stub that records its keyword arguments and stops
+    with an FdtError (bad input: exit 2), to check what a CLI command passes on."""
+    import fdt_tflm.api
+    from fdt_tflm.errors import FdtError
+    seen: dict = {}
+
+    def fake_optimize(path, **kw):
+        seen.update(kw)
+        raise FdtError("stopped by the test")
+    monkeypatch.setattr(fdt_tflm.api, "optimize", fake_optimize)
+    return seen

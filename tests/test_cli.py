@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_MODELS, REPO, measured_heads, shared_params
 
-from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model
 from fdt_tflm.verify import compare_models
 
@@ -72,20 +71,14 @@ def test_usage_errors_exit_2():
     assert r.returncode == 2 and "invalid choice" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_optimize_passes_search_options_to_the_api(tmp_path, monkeypatch):
-    import fdt_tflm.api
+def test_optimize_passes_search_options_to_the_api(tmp_path, optimize_calls):
     from fdt_tflm.cli import main
-    seen: dict = {}
-
-    def fake_optimize(path, **kw):
-        seen.update(kw)
-        raise FdtError("stopped by the test")
-    monkeypatch.setattr(fdt_tflm.api, "optimize", fake_optimize)
     out = tmp_path / "o.tflite"
     rc = main(["optimize", str(PROJECT_MODELS / "kws.tflite"), "-o", str(out), "--objective", "head",
                "--max-overhead", "30", "--search-budget", "12"])
     assert rc == 2 and not out.exists()
-    assert (seen["objective"], seen["max_overhead"], seen["search_budget"]) == ("head", 30.0, 12.0)
+    assert (optimize_calls["objective"], optimize_calls["max_overhead"], optimize_calls["search_budget"]) \
+        == ("head", 30.0, 12.0)
 
 
 def test_optimize_never_overwrites_the_input(tmp_path):

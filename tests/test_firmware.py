@@ -405,20 +405,13 @@ def test_cli_firmware_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert rc == 2 and len(err.strip().splitlines()) == 1
 
 
-def test_firmware_passes_search_options_to_optimize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fdt_tflm.api
+def test_firmware_passes_search_options_to_optimize(tmp_path: Path, optimize_calls: dict) -> None:
     from fdt_tflm.cli import main
-    seen: dict = {}
-
-    def fake_optimize(path, **kw):
-        seen.update(kw)
-        raise FdtError("stopped by the test")
-    monkeypatch.setattr(fdt_tflm.api, "optimize", fake_optimize)
     model = tmp_path / "m.tflite"
     model.write_bytes(write_model(small_model()))
     rc = main(["firmware", str(model), "--target", "stm32", "-o", str(tmp_path / "out"),
                "--objective", "head", "--max-overhead", "30"])
-    assert rc == 2 and seen["objective"] == "head" and seen["max_overhead"] == 30.0
+    assert rc == 2 and optimize_calls["objective"] == "head" and optimize_calls["max_overhead"] == 30.0
     assert not (tmp_path / "out").exists()
 
 
