@@ -35,24 +35,41 @@ def share_set(shareable: Iterable[tuple[int, int]]) -> frozenset:
     return frozenset((min(a, b), max(a, b)) for a, b in shareable if a != b)
 
 
+def overlap_lists(intervals: Sequence[Interval]) -> list[list[int]]:
+    """For each buffer, the buffers alive at the same time (computed once per plan, so that
+    :func:`place` only looks at those)."""
+    n = len(intervals)
+    by_start = sorted(range(n), key=lambda i: (intervals[i].first, i))
+    out: list[list[int]] = [[] for _ in range(n)]
+    for k, i in enumerate(by_start):
+        last = intervals[i].last
+        for j in by_start[k + 1:]:
+            if intervals[j].first > last:
+                break
+            out[i].append(j)
+            out[j].append(i)
+    return out
+
+
 def place(intervals: Sequence[Interval], order: Sequence[int], best_fit: bool = False,
-          shareable: frozenset = frozenset()) -> list[int]:
+          shareable: frozenset = frozenset(), overlaps: Optional[list[list[int]]] = None) -> list[int]:
     """Offsets for ``intervals`` placing them in ``order``; each takes the lowest (or tightest) gap.
 
-    A buffer may sit exactly on top of a shareable partner (same offset), never partly."""
+    A buffer may sit exactly on top of a shareable partner (same offset), never partly.
+    ``overlaps``: :func:`overlap_lists` of ``intervals`` (computed here when not given)."""
+    if overlaps is None:
+        overlaps = overlap_lists(intervals)
     offsets = [-1] * len(intervals)
-    placed: list[int] = []
     for b in order:
         want = intervals[b]
         busy = []
         partners = []
-        for o in placed:
-            iv = intervals[o]
-            if iv.first > want.last or want.first > iv.last:
-                continue
+        for o in overlaps[b]:
+            if offsets[o] < 0:
+                continue  # not placed yet
             if (min(b, o), max(b, o)) in shareable:
                 partners.append(o)  # still in the way anywhere but exactly on top of it
-            busy.append((offsets[o], offsets[o] + iv.size, o))
+            busy.append((offsets[o], offsets[o] + intervals[o].size, o))
         busy.sort()
         candidates: list[tuple[int, int]] = []  # (gap size, offset)
         cur = 0
@@ -73,7 +90,6 @@ def place(intervals: Sequence[Interval], order: Sequence[int], best_fit: bool = 
             offsets[b] = min(candidates)[1]
         else:
             offsets[b] = min(off for _, off in candidates) if partners else candidates[0][1]
-        placed.append(b)
     return offsets
 
 
@@ -127,9 +143,10 @@ def best_heuristic(intervals: Sequence[Interval], shareable: frozenset = frozens
             return best
     orders = _orders(intervals)
     orders["breadth"] = _breadth_order(intervals)
+    overlaps = overlap_lists(intervals)
     for name, order in orders.items():
         for bf in (False, True):
-            offs = place(intervals, order, bf, shareable)
+            offs = place(intervals, order, bf, shareable, overlaps)
             arena = arena_extent(intervals, offs)
             if best is None or arena < best.arena:
                 best = HeuristicPlan(offs, arena, f"{'best' if bf else 'first'}-fit by {name}")
@@ -139,11 +156,12 @@ def best_heuristic(intervals: Sequence[Interval], shareable: frozenset = frozens
     assert best is not None
     if best_order is None:  # TFLM's greedy won: search from its visiting order (largest first)
         best_order = orders["size"]
-    return _local_search(intervals, shareable, best, best_order, best_fit, stop_at, search_seconds)
+    return _local_search(intervals, shareable, best, best_order, best_fit, stop_at, search_seconds, overlaps)
 
 
 def _local_search(intervals: Sequence[Interval], shareable: frozenset, best: HeuristicPlan, order: list[int],
-                  best_fit: bool, stop_at: int, seconds: float) -> HeuristicPlan:
+                  best_fit: bool, stop_at: int, seconds: float,
+                  overlaps: Optional[list[list[int]]] = None) -> HeuristicPlan:
     """Seeded search on the placement order (deterministic up to the time cap), keeping any
     order that is not worse.  Moves alternate: a buffer that reaches the arena's top moves to
     an earlier place (it gets placed while more room is left: the move that lowers the top),
@@ -153,10 +171,13 @@ def _local_search(intervals: Sequence[Interval], shareable: frozenset, best: Heu
         return best
     rng = random.Random(0)
     deadline = time.perf_counter() + seconds
+    if overlaps is None:
+        overlaps = overlap_lists(intervals)
+    work = n + sum(len(o) for o in overlaps)  # one placement's steps
     cur = list(order)
-    cur_offs = place(intervals, cur, best_fit, shareable)
+    cur_offs = place(intervals, cur, best_fit, shareable, overlaps)
     cur_arena = arena_extent(intervals, cur_offs)
-    for it in range(min(SEARCH_ITERATIONS, max(50, SEARCH_WORK // (n * n)))):
+    for it in range(min(SEARCH_ITERATIONS, max(50, SEARCH_WORK // work))):
         if it % 16 == 0 and time.perf_counter() > deadline:
             break
         cand = list(cur)
@@ -171,7 +192,7 @@ def _local_search(intervals: Sequence[Interval], shareable: frozenset, best: Heu
             if i == j:
                 continue
             cand[i], cand[j] = cand[j], cand[i]
-        offs = place(intervals, cand, best_fit, shareable)
+        offs = place(intervals, cand, best_fit, shareable, overlaps)
         arena = arena_extent(intervals, offs)
         if arena <= cur_arena:
             cur, cur_offs, cur_arena = cand, offs, arena
