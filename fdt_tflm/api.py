@@ -81,8 +81,9 @@ class Result:
         for p in r.get("paths", []):
             lines.append(f"  {p['kind']} x{p['parts']}: {' -> '.join(p['ops'])}")
         v = r.get("verified")
+        objective = f" (objective: {r['objective']})" if "tile" in r["passes"] and r.get("objective") else ""
         lines.append(f"  verified in TFLM: {'yes, bit-exact' if v else ('skipped' if v is None else 'NO')}"
-                     f"; passes: {','.join(r['passes']) or 'none'}; {r['seconds']:.1f} s")
+                     f"; passes: {','.join(r['passes']) or 'none'}{objective}; {r['seconds']:.1f} s")
         if r.get("needs_custom_kernel"):
             lines.append("  needs the bundled FDT_PARTIAL kernel (firmware_template/fdt_kernels)")
         return "\n".join(lines)

@@ -190,6 +190,7 @@ def test_vww_head_objective_meets_the_arena_target():
     assert r["total_arena_bytes"] <= 85_248, r["total_arena_bytes"]  # measured 84,800
     assert 0 < r["mac_overhead_pct"] <= 30
     assert any(p["kind"] == "FFMT" for p in r["paths"])
+    assert "(objective: head)" in res.summary()
 
 
 def test_radar_three_branches_reach_the_benchmarked_total():
