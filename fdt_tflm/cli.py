@@ -12,6 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 from .errors import FdtError, VerificationError
+from .tiling import OBJECTIVES
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: tile,reorder,plan)")
     o.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT",
                    help="MAC overhead budget for spatial tiling in percent (default 0: no recomputation)")
-    o.add_argument("--objective", choices=("total", "head"), default="total",
+    o.add_argument("--objective", choices=OBJECTIVES, default="total",
                    help="what the tiling search minimises: TFLM's total arena, head + persistent tail "
                         "(default), or the head alone, keeping the total at or below what reorder+plan give")
     o.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")

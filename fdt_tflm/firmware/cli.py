@@ -13,6 +13,7 @@ import os
 from typing import Any, Callable, Optional
 
 from ..errors import FdtError
+from ..tiling import OBJECTIVES
 from .emit import ArenaInfo, EmitResult, KERNELS, emit_c
 from .targets import fit_report, format_fit_report, parse_size
 from .template import TARGETS, instantiate
@@ -81,7 +82,7 @@ def add_firmware_parser(subparsers: Any, optimize_fn: Optional[Callable[[str, ar
     f.add_argument("--no-optimize", action="store_true", help="use the model as it is (only emit the project)")
     f.add_argument("--passes", default=None, help="as for optimize")
     f.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT", help="as for optimize")
-    f.add_argument("--objective", choices=("total", "head"), default="total", help="as for optimize")
+    f.add_argument("--objective", choices=OBJECTIVES, default="total", help="as for optimize")
     f.add_argument("--no-verify", action="store_true", help="as for optimize (not recommended)")
     f.add_argument("--allow-custom-ops", action="store_true", help="as for optimize (uses fdt_kernels/)")
     add_emit_arguments(f, emit_dir=False)

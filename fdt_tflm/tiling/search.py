@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
@@ -29,6 +29,7 @@ from ..memory.lifetimes import lifetimes, live_bytes_per_scope
 from ..memory.scheduler import best_order, op_bound, quick_order
 from ..memory.scratch import scratch_bytes, scratch_intervals
 from ..memory.tail import predict_tail
+from . import OBJECTIVES
 from .fdt import apply_fdt
 from .ffmt import Tiles, apply_ffmt, ffmt_candidates, tile_counts
 from .partial import model_macs, partial_candidates
@@ -42,7 +43,6 @@ EXACT_PER_ROUND = 4  # candidates per round that get the full planner
 MAX_ROUNDS = 12
 LOOKAHEAD = 3  # plateau-flattening rewrites followed up when no single rewrite helps
 LOOKAHEAD_DEPTH = 3  # rewrites applied together at most
-OBJECTIVES: tuple[str, ...] = ("total", "head")
 # Head objective: FFMT candidates are ranked on the narrow beam's order (emitted tile by tile,
 # their stored order's peak lies far above what the scheduler reaches: VWW 45,776 vs 41,696 B),
 # which still overestimates their head by up to a few KB.  So they pass the total cap with this
@@ -253,7 +253,7 @@ class _Ranked:
         return (*score(self.est, objective), self.overhead, c.parts, c.kind, c.ops, getattr(c, "end", ""))
 
 
-def score(est: Estimate, objective: str) -> tuple[int, int]:
+def score(est: Union[Estimate, "ParetoPoint"], objective: str) -> tuple[int, int]:
     """What the search minimises, as a tuple compared lexicographically."""
     return (est.head, est.total) if objective == "head" else (est.total, est.head)
 
@@ -346,9 +346,9 @@ class _Search:
         best: Optional[tuple[_Ranked, Estimate]] = None
         # over the cap now means over it after planning too (the cheap total is nearly a lower
         # bound); such candidates stay in ``ranked`` for the lookahead, which may combine them
-        head_ffmt = [r for r in ranked if r.cand.kind == "FFMT" and r.est.head < cur.head
-                     and self.allowed(r.est, FFMT_CAP_SLACK)]
-        head_ffmt = head_ffmt[:FFMT_EXACT_PER_ROUND] if self.objective == "head" else []
+        head_ffmt = [] if self.objective != "head" else [
+            r for r in ranked if r.cand.kind == "FFMT" and r.est.head < cur.head
+            and self.allowed(r.est, FFMT_CAP_SLACK)][:FFMT_EXACT_PER_ROUND]
         top: list[_Ranked] = []
         for r in ranked:
             if len(top) == EXACT_PER_ROUND or self.score(r.est) >= self.score(cur):
@@ -377,8 +377,8 @@ class _Search:
         one at each further step, up to LOOKAHEAD_DEPTH) until a full round wins.  The last
         step's ``est`` is its exact estimate."""
         here = plateau(current.main)
-        key = self.objective
-        firsts = sorted((r for r in ranked if r.plateau < here), key=lambda r: (r.plateau, r.key(key)))
+        obj = self.objective
+        firsts = sorted((r for r in ranked if r.plateau < here), key=lambda r: (r.plateau, r.key(obj)))
         best: list[_Ranked] = []
         for r1 in firsts[:LOOKAHEAD]:
             chain = [r1]
@@ -393,7 +393,7 @@ class _Search:
                     if not best or self.score(ex) < self.score(best[-1].est):
                         best = done
                     break
-                flat = sorted((r for r in nxt if r.plateau < chain[-1].plateau), key=lambda r: (r.plateau, r.key(key)))
+                flat = sorted((r for r in nxt if r.plateau < chain[-1].plateau), key=lambda r: (r.plateau, r.key(obj)))
                 if not flat:
                     break
                 chain.append(flat[0])
@@ -486,7 +486,7 @@ def pareto_front(points: Sequence[ParetoPoint], objective: str = "total") -> lis
     """Points not beaten on both the objective's arena (total, or head) and MAC overhead, by
     increasing overhead."""
     def arena(p: ParetoPoint) -> int:
-        return p.head if objective == "head" else p.total
+        return score(p, objective)[0]
     front: list[ParetoPoint] = []
     for p in sorted(points, key=lambda p: (p.mac_overhead_pct, arena(p), p.n_paths)):
         if not front or arena(p) < arena(front[-1]):
