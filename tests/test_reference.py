@@ -70,13 +70,18 @@ def _varied_net() -> bytes:
     return write_model(q.output(q.softmax(logits), b, d))
 
 
+def _assert_every_op_matches(data: bytes, n_ops: int, n_samples: int, seed: int) -> None:
+    """Every one of the ``n_ops`` ops and the whole graph agree with TFLM bit for bit."""
+    r = crosscheck(data, n_samples=n_samples, seed=seed)
+    assert not r.mismatches, r.mismatches[:3]
+    assert not r.ops_skipped and r.whole_graph is True
+    assert r.ops_checked == n_ops
+
+
 @needs_tflm
 def test_varied_ops_match_tflm():
     data = _varied_net()
-    r = crosscheck(data, n_samples=3, seed=2)
-    assert not r.mismatches, r.mismatches[:3]
-    assert not r.ops_skipped and r.whole_graph is True
-    assert r.ops_checked == len(read_model(data).main.operators)
+    _assert_every_op_matches(data, len(read_model(data).main.operators), n_samples=3, seed=2)
 
 
 @needs_tflm
@@ -178,8 +183,4 @@ def _copy_ops_net() -> bytes:
 
 @needs_tflm
 def test_copy_ops_match_tflm():
-    data = _copy_ops_net()
-    r = crosscheck(data, n_samples=2, seed=4)
-    assert not r.mismatches, r.mismatches[:3]
-    assert not r.ops_skipped and r.whole_graph is True
-    assert r.ops_checked == 8
+    _assert_every_op_matches(_copy_ops_net(), 8, n_samples=2, seed=4)
