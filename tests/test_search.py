@@ -77,12 +77,16 @@ def test_two_equal_peaks_need_the_lookahead():
 
 
 def test_nothing_to_gain_returns_the_input():
+    """Two dense layers, 20 -> 16 -> 4 int8: by hand the head is 48 B (the first layer's
+    input, 20 B aligned to 32, and output, 16 B, live together); nothing can split that."""
     q = QNet(seed=1)
     x = q.input([1, 20])
     m = q.output(q.fully_connected(q.fully_connected(x, 16, act="RELU"), 4))
     res = search(m)
     assert res.paths == [] and res.model is m
-    assert res.final == res.baseline
+    tflm = measure(m, finish(m))
+    assert res.final.head == tflm.head == 32 + 16
+    assert res.final.total == tflm.total
 
 
 def test_unsupported_ops_end_paths():
@@ -95,7 +99,18 @@ def test_unsupported_ops_end_paths():
     cands = fdt_candidates(sg, list(range(len(sg.operators))))
     assert all(1 not in c.ops for c in cands)
     assert seeds
-    search(m, time_budget=10)  # no crash
+    # the peak is the SOFTMAX's input + output (2 x 12*12*8 B by hand): nothing to split
+    res = search(m, time_budget=10)
+    assert res.paths == [] and res.final.head == 2 * 12 * 12 * 8 == measure(m, finish(m)).head
+    # conv (expand) -> depthwise -> SOFTMAX -> conv: the FDT path stops before the SOFTMAX
+    q = QNet(seed=2)
+    x = q.input([1, 16, 16, 4])
+    y = q.softmax(q.depthwise(q.conv2d(x, 48, kernel=(1, 1)), stride=2))
+    m = q.output(q.conv2d(y, 16, kernel=(1, 1)))
+    res = search(m, time_budget=10)
+    assert [p.op_types for p in res.paths] == [["CONV_2D", "DEPTHWISE_CONV_2D"]]
+    base, new = measure(m, finish(m)), measure(m, finish(res.model))
+    assert new.head < base.head
 
 
 def test_budget_is_respected_with_ffmt():
