@@ -126,6 +126,18 @@ class OperatorCode:
         return (self.builtin_code, self.custom_code, self.version)
 
 
+@dataclass(frozen=True)
+class ScratchProbe:
+    """Kernel scratch of one op as measured in TFLM (:mod:`fdt_tflm.verify.probe`).
+
+    Kept on the op for the planner, never serialised: the bytes depend on the runtime's
+    kernels, not on the model.  ``error`` says why TFLM could not run the op alone; then
+    ``requests`` is empty, the planner's assumption for kernels it does not know."""
+
+    requests: tuple[int, ...] = ()  # bytes of each scratch buffer, in request order
+    error: str = ""
+
+
 @dataclass(eq=False)
 class Operator:
     """One node.  ``inputs`` may hold None for omitted optional inputs (index -1)."""
@@ -140,6 +152,7 @@ class Operator:
     mutating_variable_inputs: Optional[np.ndarray] = None
     intermediates: list[Tensor] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    learned_scratch: Optional[ScratchProbe] = None  # None: not probed (the writer ignores it)
 
     @property
     def type(self) -> str:

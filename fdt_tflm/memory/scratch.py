@@ -20,7 +20,12 @@ the reference kernels' Prepare functions (tflite-micro, tensorflow/lite/micro/ke
   the filter, one byte per element (conv_common.cc, depthwise_conv_common.cc,
   fully_connected.cc).
 
-Ops not listed request nothing.  Each request is rounded up to 16 bytes by the planner.
+The builtin kernels in :data:`NO_SCRATCH` request nothing (no ``RequestScratchBufferInArena``
+in their source).  Every other op (custom ops such as TFLM's Signal library, builtins
+newer than this table) is unknown: :func:`fdt_tflm.verify.probe.learn_kernel_scratch`
+measures its scratch in TFLM and stores it on the op (``Operator.learned_scratch``);
+an unknown op that was not probed, or that TFLM could not run alone, is assumed to
+request nothing.  Each request is rounded up to 16 bytes by the planner.
 """
 from __future__ import annotations
 
@@ -124,11 +129,36 @@ SCRATCH_RULES: dict[str, Callable[[Operator], list[int]]] = {
 }
 
 
+# Builtin ops whose reference kernels (tflite-micro 90b983c, tensorflow/lite/micro/kernels)
+# request no scratch buffer, and FDT_PARTIAL (firmware_template/fdt_kernels) neither.
+NO_SCRATCH: frozenset[str] = frozenset({
+    "ABS", "ADD", "ARG_MAX", "ARG_MIN", "ASSIGN_VARIABLE", "AVERAGE_POOL_2D", "BATCH_MATMUL",
+    "BATCH_TO_SPACE_ND", "BROADCAST_ARGS", "BROADCAST_TO", "CALL_ONCE", "CAST", "CEIL",
+    "CONCATENATION", "COS", "CUMSUM", "DEPTH_TO_SPACE", "DEQUANTIZE", "DIV", "DYNAMIC_UPDATE_SLICE",
+    "ELU", "EMBEDDING_LOOKUP", "EQUAL", "EXP", "EXPAND_DIMS", "FILL", "FLOOR", "FLOOR_DIV", "FLOOR_MOD",
+    "GATHER", "GATHER_ND", "GREATER", "GREATER_EQUAL", "HARD_SWISH", "IF", "L2_NORMALIZATION",
+    "L2_POOL_2D", "LEAKY_RELU", "LESS", "LESS_EQUAL", "LOG", "LOG_SOFTMAX", "LOGICAL_AND",
+    "LOGICAL_NOT", "LOGICAL_OR", "LOGISTIC", "MAX_POOL_2D", "MAXIMUM", "MINIMUM", "MUL", "NEG",
+    "NOT_EQUAL", "PACK", "PAD", "PADV2", "PRELU", "QUANTIZE", "READ_VARIABLE", "REDUCE_ALL", "RELU",
+    "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "ROUND", "RSQRT",
+    "SELECT_V2", "SHAPE", "SIN", "SLICE", "SOFTMAX", "SPACE_TO_BATCH_ND", "SPACE_TO_DEPTH", "SPLIT",
+    "SPLIT_V", "SQRT", "SQUARE", "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH",
+    "TRANSPOSE", "UNPACK", "VAR_HANDLE", "WHILE", "ZEROS_LIKE", "FDT_PARTIAL",
+})
+
+
+def is_known(op: Operator) -> bool:
+    """Whether this table knows ``op``'s scratch requests (else only TFLM can tell)."""
+    return op.type in SCRATCH_RULES or op.type in NO_SCRATCH
+
+
 def scratch_requests(op: Operator) -> list[int]:
-    """Bytes of each scratch buffer ``op``'s reference kernel requests (unaligned, request order)."""
+    """Bytes of each scratch buffer ``op``'s reference kernel requests (unaligned, request order):
+    from the table, else what TFLM was measured to request (nothing if never measured)."""
     rule = SCRATCH_RULES.get(op.type)
     if rule is None:
-        return []
+        learned = op.learned_scratch
+        return [] if learned is None else [b for b in learned.requests if b > 0]
     try:
         return [b for b in rule(op) if b > 0]
     except (IndexError, TypeError):  # malformed op: TFLM would reject it anyway
