@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .errors import FdtError
+from .io.reader import check_dataflow
 from .ir.graph import Model, Subgraph
 from .ir.macs import op_macs
 from .memory.lifetimes import lifetimes, live_bytes_per_scope, peak_live
@@ -33,6 +34,7 @@ def check_optimizable(model: Model) -> None:
     if len(model.subgraphs) != 1:
         raise FdtError(f"models with several subgraphs ({len(model.subgraphs)}) are not supported by the "
                        f"optimisation passes (use --passes none to only re-serialise)")
+    check_dataflow(model.main)
     for op in model.main.operators:
         if op.type in _WEIGHTED:
             acts = [t for t in op.inputs if t is not None and not t.is_constant and not t.is_variable]

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Optional
 
 import flatbuffers
 import numpy as np
 
+from ..errors import FdtError
 from ..ir.table import Table
 
 # Union fields in the schema: field name -> enum class that names member tables.
@@ -73,8 +75,27 @@ def _union_member(field_name: str, code: int) -> str:
     raise ValueError(f"unknown {field_name} union member {code}")
 
 
-def read_table(obj: Any, type_name: str) -> Table:
-    """Convert a generated reader object into a :class:`Table`."""
+@dataclass
+class ReadBudget:
+    """How many bytes a read may materialise.  A corrupt file whose offsets point many times
+    at the same vector or table would otherwise expand into far more memory and time than
+    its own size (each table costs 4 bytes, each vector its elements)."""
+
+    limit: int
+    used: int = 0
+
+    def charge(self, n: int) -> None:
+        self.used += n
+        if self.used > self.limit:
+            raise FdtError(f"corrupt TFLite flatbuffer: its tables and vectors claim more than "
+                           f"{self.limit:,} bytes (offsets point at the same data many times, or a "
+                           f"length field is wrong)")
+
+
+def read_table(obj: Any, type_name: str, budget: Optional[ReadBudget] = None) -> Table:
+    """Convert a generated reader object into a :class:`Table` (``budget``: bound on what it may read)."""
+    budget = budget if budget is not None else ReadBudget(1 << 62)
+    budget.charge(4)
     t = Table(type_name)
     for name, kind in _reader_fields(type_name):
         if kind.startswith("vector"):
@@ -84,11 +105,13 @@ def read_table(obj: Any, type_name: str) -> Table:
                 arr = getattr(obj, name + "AsNumpy")()
                 if isinstance(arr, int):  # present but empty
                     arr = _empty_vector(obj, name)
+                budget.charge(arr.nbytes)
                 t.fields[name] = np.array(arr, copy=True)
             else:
                 n = getattr(obj, name + "Length")()
+                budget.charge(4 * n)
                 items = [getattr(obj, name)(i) for i in range(n)]
-                t.fields[name] = [_read_obj(x, type_name, name) for x in items]
+                t.fields[name] = [_read_obj(x, budget) for x in items]
             continue
         val = getattr(obj, name)()
         if val is None:
@@ -100,10 +123,12 @@ def read_table(obj: Any, type_name: str) -> Table:
             member = _union_member(name, code)
             sub = getattr(_module(member), member)()
             sub.Init(val.Bytes, val.Pos)
-            t.fields[name] = read_table(sub, member)
+            t.fields[name] = read_table(sub, member, budget)
         elif hasattr(val, "_tab"):
-            t.fields[name] = read_table(val, type(val).__name__)
+            t.fields[name] = read_table(val, type(val).__name__, budget)
         else:
+            if isinstance(val, (bytes, str)):
+                budget.charge(len(val))
             t.fields[name] = val
     return t
 
@@ -120,10 +145,11 @@ def _empty_vector(obj: Any, name: str) -> np.ndarray:
     return np.zeros(0, dtype=np.uint8)
 
 
-def _read_obj(x: Any, parent: str, name: str) -> Any:
+def _read_obj(x: Any, budget: ReadBudget) -> Any:
     if isinstance(x, (bytes, str)):
+        budget.charge(len(x))
         return x if isinstance(x, bytes) else x.encode()
-    return read_table(x, type(x).__name__)
+    return read_table(x, type(x).__name__, budget)
 
 
 def write_table(builder: flatbuffers.Builder, t: Table) -> int:

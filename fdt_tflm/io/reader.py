@@ -1,8 +1,23 @@
-"""Read a .tflite flatbuffer into the graph IR (once; passes never touch bytes)."""
+"""Read a .tflite flatbuffer into the graph IR (once; passes never touch bytes).
+
+The reader is where untrusted bytes stop: anything the passes, the planner or the runtimes
+cannot handle safely is refused here with an :class:`FdtError` (one line, exit code 2).
+Sizes are bounded before anything is allocated for them:
+
+- a tensor in the arena (no data) may claim at most ``MAX_ARENA_TENSOR_BYTES`` (64 MiB, far
+  above any microcontroller's RAM) and rank ``MAX_RANK``;
+- a constant's data must be exactly what its shape and type need;
+- the whole read may materialise at most ``2 * file size + 64 KiB`` (offsets that point many
+  times at the same data);
+- every tensor, buffer and opcode index is in range.
+
+:func:`check_dataflow` (run before any pass) refuses cycles and tensors with two writers.
+"""
 from __future__ import annotations
 
+import math
 import os
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from tflite.Model import Model as FbModel
@@ -10,7 +25,12 @@ from tflite.Model import Model as FbModel
 from ..errors import FdtError
 from ..ir.graph import Buffer, Model, Operator, OperatorCode, Quantization, SignatureDef, Subgraph, Tensor
 from ..ir.table import Table
-from .fbgeneric import read_table
+from ..ir.types import DTYPE_CODES, DTYPE_NUMPY, dtype_size
+from .fbgeneric import ReadBudget, read_table
+
+MAX_ARENA_TENSOR_BYTES = 64 << 20
+MAX_RANK = 8
+_PACKED = {DTYPE_CODES["INT4"]}  # stored two per byte; TFLM unpacks them
 
 _TENSOR_FIELDS = {"Shape", "Type", "Buffer", "Name", "Quantization", "IsVariable", "Sparsity",
                   "ShapeSignature", "HasRank"}
@@ -42,10 +62,10 @@ def read_model(source: Union[str, os.PathLike, bytes, bytearray]) -> Model:
     if len(data) < 16 or data[4:8] != b"TFL3":
         raise FdtError(f"{label}: not a TFLite flatbuffer (no TFL3 identifier)")
     try:
-        root = read_table(FbModel.GetRootAs(data, 0), "Model")
+        root = read_table(FbModel.GetRootAs(data, 0), "Model", ReadBudget(2 * len(data) + (64 << 10)))
         model = _to_ir(root, len(data))
-    except FdtError:
-        raise
+    except FdtError as e:
+        raise FdtError(f"{label}: {e}") from None
     except Exception:  # corrupt offsets surface as any of several exceptions
         raise FdtError(f"{label}: truncated or corrupt TFLite flatbuffer ({len(data)} bytes; reading it failed)") from None
     return model
@@ -81,13 +101,21 @@ def _to_ir(root: Table, size: int) -> Model:
             sd.get("SignatureKey"), sd.get("SubgraphIndex", 0),
             [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Inputs", [])],
             [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Outputs", [])]))
+    _check_plan(model)
     return model
 
 
-def _required(t, what: str):
-    if t is None:
-        raise FdtError(f"an {what} refers to no tensor (index -1)")
-    return t
+def _check_plan(model: Model) -> None:
+    """An ``OfflineMemoryAllocation`` entry must decode: offsets are -1 (online) or >= 0."""
+    from ..memory.offline_plan import METADATA_NAME, read_plan
+    buf = model.get_metadata(METADATA_NAME)
+    if buf is None:
+        return
+    if len(buf.data) % 4:
+        raise FdtError(f"{METADATA_NAME} metadata is malformed ({len(buf.data)} bytes, not whole int32 words)")
+    plan = read_plan(model)
+    if plan and min(plan) < -1:
+        raise FdtError(f"{METADATA_NAME} metadata has a negative offset {min(plan)}")
 
 
 def _quant(q: Table | None) -> Quantization | None:
@@ -97,51 +125,98 @@ def _quant(q: Table | None) -> Quantization | None:
                         max=q.get("Max"), axis=q.get("QuantizedDimension", 0), details=q.get("Details"))
 
 
+def _tensor(t: Table, buffers: list[Buffer]) -> Tensor:
+    name = (t.get("Name") or b"").decode(errors="replace")
+    bidx = t.get("Buffer", 0)
+    if bidx >= len(buffers):
+        raise FdtError(f"tensor {name!r} names buffer {bidx}, the model has {len(buffers)}")
+    shape = t.get("Shape")
+    sig = t.get("ShapeSignature")
+    tensor = Tensor(
+        name=name, shape=[] if shape is None else [int(x) for x in shape],
+        dtype=t.get("Type", 0), buffer=buffers[bidx], quantization=_quant(t.get("Quantization")),
+        is_variable=bool(t.get("IsVariable", False)),
+        shape_signature=None if sig is None else [int(x) for x in sig],
+        sparsity=t.get("Sparsity"), has_rank=bool(t.get("HasRank", False)),
+        extra={k: v for k, v in t.fields.items() if k not in _TENSOR_FIELDS})
+    tensor.extra["_shape_present"] = shape is not None
+    _check_size(tensor)
+    return tensor
+
+
+def _check_size(t: Tensor) -> None:
+    """Bound what a tensor claims before anything allocates it (TFLM needs static shapes)."""
+    if len(t.shape) > MAX_RANK or any(d < 0 for d in t.shape):
+        raise FdtError(f"tensor {t.name!r} has an invalid shape {_short(t.shape)} "
+                       f"(TFLM needs at most {MAX_RANK} non-negative dimensions)")
+    n = math.prod(t.shape)
+    if t.is_constant:
+        if t.dtype in DTYPE_NUMPY and t.dtype not in _PACKED and t.sparsity is None \
+                and len(t.buffer.data) != n * dtype_size(t.dtype):
+            raise FdtError(f"constant tensor {t.name!r} of shape {_short(t.shape)} has {len(t.buffer.data):,} B "
+                           f"of data, its shape and type need {n * dtype_size(t.dtype):,} B")
+    elif n * dtype_size(t.dtype) > MAX_ARENA_TENSOR_BYTES:
+        raise FdtError(f"tensor {t.name!r} of shape {_short(t.shape)} claims {n * dtype_size(t.dtype):,} B; "
+                       f"a tensor in the arena is limited to {MAX_ARENA_TENSOR_BYTES:,} B")
+
+
+def _short(shape: list[int]) -> str:
+    return str(shape) if len(shape) <= MAX_RANK else f"[{', '.join(map(str, shape[:MAX_RANK]))}, ...] (rank {len(shape)})"
+
+
+def _refs(indices: Optional[np.ndarray], tensors: list[Tensor], what: str, optional: bool) -> list[Optional[Tensor]]:
+    """Tensors by index; -1 (an omitted optional input) only where ``optional``."""
+    out: list[Optional[Tensor]] = []
+    for i in (() if indices is None else indices.tolist()):
+        if i == -1 and optional:
+            out.append(None)
+        elif 0 <= i < len(tensors):
+            out.append(tensors[i])
+        else:
+            raise FdtError(f"{what} refers to tensor {i}, the subgraph has {len(tensors)}")
+    return out
+
+
+def _operator(o: Table, index: int, tensors: list[Tensor], opcodes: list[OperatorCode]) -> Operator:
+    oi = o.get("OpcodeIndex", 0)
+    if oi >= len(opcodes):
+        raise FdtError(f"operator {index} uses opcode {oi}, the model has {len(opcodes)}")
+    co = o.get("CustomOptions")
+    return Operator(
+        opcode=opcodes[oi],
+        inputs=_refs(o.get("Inputs"), tensors, f"operator {index}'s input", True),
+        outputs=_refs(o.get("Outputs"), tensors, f"operator {index}'s output", False),
+        options=o.get("BuiltinOptions"), options2=o.get("BuiltinOptions2"),
+        custom_options=None if co is None else co.tobytes(),
+        custom_options_format=o.get("CustomOptionsFormat", 0),
+        mutating_variable_inputs=o.get("MutatingVariableInputs"),
+        intermediates=_refs(o.get("Intermediates"), tensors, f"operator {index}'s intermediate", True),
+        extra={k: v for k, v in o.fields.items() if k not in _OP_FIELDS})
+
+
+def check_dataflow(sg: Subgraph) -> None:
+    """What the passes assume of a graph: every tensor is written at most once, and never read
+    before (or by the operator that) writes it, so the stored order is a topological order and
+    there is no cycle.  TFLM itself runs such graphs blindly in the stored order, so the
+    reader accepts them (``inspect``, ``verify``); ``check_optimizable`` refuses them."""
+    writer: dict[int, int] = {}
+    for k, op in enumerate(sg.operators):
+        for t in op.outputs:
+            if id(t) in writer:
+                raise FdtError(f"tensor {t.name!r} is written by operators {writer[id(t)]} and {k}")
+            writer[id(t)] = k
+    for k, op in enumerate(sg.operators):
+        for t in op.inputs:
+            if t is not None and writer.get(id(t), -1) >= k:
+                raise FdtError(f"operator {k} reads tensor {t.name!r} before operator {writer[id(t)]} writes it "
+                               f"(a cycle, or operators out of order)")
+
+
 def _subgraph(sg: Table, buffers: list[Buffer], opcodes: list[OperatorCode]) -> Subgraph:
-    tensors = []
-    for t in sg.get("Tensors", []):
-        bidx = t.get("Buffer", 0)
-        if bidx >= len(buffers):
-            raise FdtError(f"tensor {t.get('Name', b'')!r} names buffer {bidx}, the model has {len(buffers)}")
-        shape = t.get("Shape")
-        sig = t.get("ShapeSignature")
-        tensors.append(Tensor(
-            name=(t.get("Name") or b"").decode(errors="replace"),
-            shape=[] if shape is None else [int(x) for x in shape],
-            dtype=t.get("Type", 0), buffer=buffers[bidx], quantization=_quant(t.get("Quantization")),
-            is_variable=bool(t.get("IsVariable", False)),
-            shape_signature=None if sig is None else [int(x) for x in sig],
-            sparsity=t.get("Sparsity"), has_rank=bool(t.get("HasRank", False)),
-            extra={k: v for k, v in t.fields.items() if k not in _TENSOR_FIELDS}))
-        tensors[-1].extra["_shape_present"] = shape is not None
-
-    def tref(i: int) -> Tensor | None:
-        if i < 0:
-            return None
-        if i >= len(tensors):
-            raise FdtError(f"operator refers to tensor {i}, the subgraph has {len(tensors)}")
-        return tensors[i]
-
-    for t in tensors:
-        if any(d < -1 for d in t.shape):
-            raise FdtError(f"tensor {t.name!r} has an invalid shape {t.shape}")
-    ops = []
-    for o in sg.get("Operators", []):
-        oi = o.get("OpcodeIndex", 0)
-        if oi >= len(opcodes):
-            raise FdtError(f"operator uses opcode {oi}, the model has {len(opcodes)}")
-        co = o.get("CustomOptions")
-        ops.append(Operator(
-            opcode=opcodes[oi],
-            inputs=[tref(int(i)) for i in o.get("Inputs", np.zeros(0, np.int32))],
-            outputs=[_required(tref(int(i)), "operator output") for i in o.get("Outputs", np.zeros(0, np.int32))],
-            options=o.get("BuiltinOptions"), options2=o.get("BuiltinOptions2"),
-            custom_options=None if co is None else co.tobytes(),
-            custom_options_format=o.get("CustomOptionsFormat", 0),
-            mutating_variable_inputs=o.get("MutatingVariableInputs"),
-            intermediates=[tref(int(i)) for i in o.get("Intermediates", np.zeros(0, np.int32))],
-            extra={k: v for k, v in o.fields.items() if k not in _OP_FIELDS}))
-    return Subgraph(tensors=tensors, operators=ops,
-                    inputs=[tref(int(i)) for i in sg.get("Inputs", np.zeros(0, np.int32))],
-                    outputs=[tref(int(i)) for i in sg.get("Outputs", np.zeros(0, np.int32))],
-                    name=sg.get("Name"), extra={k: v for k, v in sg.fields.items() if k not in _SG_FIELDS})
+    tensors = [_tensor(t, buffers) for t in sg.get("Tensors", [])]
+    ops = [_operator(o, k, tensors, opcodes) for k, o in enumerate(sg.get("Operators", []))]
+    out = Subgraph(tensors=tensors, operators=ops,
+                   inputs=_refs(sg.get("Inputs"), tensors, "a graph input", False),
+                   outputs=_refs(sg.get("Outputs"), tensors, "a graph output", False),
+                   name=sg.get("Name"), extra={k: v for k, v in sg.fields.items() if k not in _SG_FIELDS})
+    return out
