@@ -58,14 +58,16 @@ def bench_one(path: Path) -> dict:
         except FdtError as e:
             row["runs"][name] = {"error": str(e)}
             continue
-        r = res.report
-        row.setdefault("default_head", r["original_arena_bytes"])
-        row.setdefault("default_total", r["original_total_arena_bytes"])
-        row["runs"][name] = {"head": r["arena_bytes"], "total": r["total_arena_bytes"],
-                             "mac_overhead_pct": r["mac_overhead_pct"], "seconds": round(time.perf_counter() - t0, 2),
-                             "bit_exact": bool(r["verified"]), "optimal": r["optimal"],
-                             "peak_live": r["peak_live_bytes"], "paths": r.get("paths", []),
-                             "custom": r["needs_custom_kernel"]}
+        r = res.report  # fdt_tflm.report.Report
+        row.setdefault("default_head", r.original_arena_bytes)
+        row.setdefault("default_total", r.original_total_arena_bytes)
+        fb = r.guard.fallback
+        row["runs"][name] = {"head": r.arena_bytes, "total": r.total_arena_bytes,
+                             "mac_overhead_pct": r.mac_overhead_pct, "seconds": round(time.perf_counter() - t0, 2),
+                             "bit_exact": bool(r.verified), "optimal": r.optimal,
+                             "peak_live": r.peak_live_bytes, "paths": r.to_dict()["paths"],
+                             "custom": r.needs_custom_kernel,
+                             "fallback": None if fb is None else f"{fb.from_variant} -> {fb.to_variant}: {fb.reason}"}
     return row
 
 

@@ -115,7 +115,6 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                    allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
                    objective=args.objective, search_budget=args.search_budget)
     res.save(out)
-    res.report["output"] = out
     if getattr(args, "emit_c", None):
         from .firmware.cli import emit_from_result
         emit_from_result(res, args)

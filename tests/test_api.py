@@ -60,7 +60,7 @@ def test_optimize_accepts_bytes_and_ir_and_is_deterministic():
 
 
 def test_save_refuses_unverified_failure_and_input_overwrite(tmp_path, radar_result):
-    bad = fdt_tflm.Result(radar_result.model, radar_result.data, dict(radar_result.report), verified=False)
+    bad = fdt_tflm.Result(radar_result.model, radar_result.data, radar_result.report, verified=False)
     with pytest.raises(VerificationError):
         bad.save(tmp_path / "x.tflite")
     assert not (tmp_path / "x.tflite").exists()
@@ -74,8 +74,8 @@ def test_save_refuses_unverified_failure_and_input_overwrite(tmp_path, radar_res
 
 def test_optimize_refuses_a_model_whose_outputs_change(monkeypatch):
     """Break the writer's output on purpose: optimize must raise, never return a saveable result."""
-    import fdt_tflm.api as api
-    real_write = api.write_model
+    import fdt_tflm.pipeline as pipeline
+    real_write = pipeline.write_model
 
     def corrupting_write(model, **kw):
         for t in model.main.tensors:  # flip the first weight tensor's bytes
@@ -84,7 +84,7 @@ def test_optimize_refuses_a_model_whose_outputs_change(monkeypatch):
                 break
         return real_write(model, **kw)
 
-    monkeypatch.setattr(api, "write_model", corrupting_write)
+    monkeypatch.setattr(pipeline, "write_model", corrupting_write)
     with pytest.raises(VerificationError):
         fdt_tflm.optimize(KWS.read_bytes(), passes="none", progress=False)
 

@@ -41,15 +41,15 @@ def _sizes(args: argparse.Namespace) -> tuple[Optional[int], Optional[int]]:
 
 def arena_from_result(result: Any) -> Optional[ArenaInfo]:
     """ArenaInfo from an ``api.Result`` whose report holds TFLM's measurement (None if absent)."""
-    r = getattr(result, "report", None) or {}
-    head, tail = r.get("arena_bytes"), r.get("tail_bytes")
-    if head is None or tail is None or r.get("total_arena_bytes") is None:
+    r = result.report  # fdt_tflm.report.Report: read, never patched
+    head, tail = r.arena_bytes, r.tail_bytes
+    if head is None or tail is None or r.total_arena_bytes is None:
         return None
     from ..memory.tflm_model import predict_head
     from .emit import min_working_arena
     planned = min(predict_head(result.model).head, head)
     need = min_working_arena(result.data, head + tail)
-    return ArenaInfo(head, tail, planned, head - planned, r.get("original_total_arena_bytes"),
+    return ArenaInfo(head, tail, planned, head - planned, r.original_total_arena_bytes,
                      temp_peak=need - tail if need > head + tail else 0)
 
 

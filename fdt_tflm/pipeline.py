@@ -1,0 +1,383 @@
+"""The optimisation pipeline behind ``fdt_tflm.optimize``, as named steps.
+
+load -> check -> reference run -> learn kernel scratch -> transform (tile -> reorder/plan ->
+write) -> verify -> guard -> report.  Each step is a short function of plain values, so
+each can be read (and tested) alone.  The guard makes the result never worse than the
+input: if TFLM measures a larger head or total than the input's, it falls back to fewer
+passes, down to the input itself, and the report says what happened.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional, Union
+
+from .analysis import check_optimizable, predicted_head, summary
+from .errors import FdtError, VerificationError
+from .io import load_bytes, read_model, write_model
+from .ir.graph import Model
+from .ir.macs import graph_macs
+from .memory.lifetimes import lifetimes, peak_live
+from .report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report
+
+if TYPE_CHECKING:
+    from .memory.passes import PlanReport
+    from .memory.scheduler import Schedule
+    from .verify import RunResult
+
+PASSES = ("tile", "reorder", "plan")
+DEFAULT_PASSES = ("tile", "reorder", "plan")
+INPUT_VARIANT = "input"  # the guard's last resort: the input bytes exactly as given
+MIN_SEARCH_BUDGET = 10.0  # seconds left for the recomputing search after the zero-overhead one
+Progress = Callable[[str], None]
+ModelSource = Union[str, os.PathLike, bytes, bytearray, Model]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything ``optimize`` was asked to do (see its docstring)."""
+
+    passes: tuple[str, ...] = DEFAULT_PASSES
+    max_overhead: float = 0.0
+    verify: bool = True
+    allow_custom_ops: bool = False
+    time_limit: float = 5.0
+    search_budget: float = 45.0
+    samples: int = 5
+    litert: bool = True
+    objective: str = "total"
+    progress: Optional[Progress] = None
+
+    def say(self, msg: str) -> None:
+        if self.progress:
+            self.progress(msg)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The input, read once."""
+
+    data: bytes
+    model: Model
+    path: Optional[str]
+    label: str
+
+
+@dataclass(frozen=True)
+class Arena:
+    """A model's arena: TFLM's measurement, or the planner's prediction."""
+
+    head: int
+    tail: int
+    measured: bool
+
+    @property
+    def total(self) -> int:
+        return self.head + self.tail
+
+    def within(self, other: "Arena") -> bool:
+        return self.head <= other.head and self.total <= other.total
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One rewritten model, written and read back, with what the passes said about it."""
+
+    passes: tuple[str, ...]
+    model: Model
+    data: bytes
+    paths: tuple[PathEntry, ...] = ()
+    pareto: tuple[ParetoEntry, ...] = ()
+    schedule: Optional["Schedule"] = None
+    plan: Optional["PlanReport"] = None
+
+    @property
+    def variant(self) -> str:
+        return ",".join(self.passes) or "none"
+
+    @property
+    def needs_custom_kernel(self) -> bool:
+        return any(oc.custom_code == b"FDT_PARTIAL" for oc in self.model.operator_codes)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A candidate after verification: its outputs' verdict and its arena."""
+
+    candidate: Candidate
+    verified: Optional[bool]  # None: verification off
+    verification: Optional[dict]
+    arena: Arena
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the pipeline hands to ``api.Result``."""
+
+    source: Source
+    kept: Checked
+    report: Report
+
+
+# -- steps ----------------------------------------------------------------------------------
+def run(source: ModelSource, opts: Options) -> Outcome:
+    """Run every step; raise VerificationError if the requested passes change the outputs."""
+    t0 = time.perf_counter()
+    src = load(source)
+    check(src, opts)
+    ref = reference_run(src, opts)
+    model = learn_scratch(src.model, opts)
+    first = verify(src, transform(model, opts.passes, opts), ref, opts)
+    if first.verified is False:
+        raise VerificationError(f"the optimised model's outputs differ from the original's in TFLM "
+                                f"({_mismatch_note(first.verification)}); nothing written")
+    kept, guard = never_worse(src, model, ref, first, opts)
+    opts.say("")
+    return Outcome(src, kept, build_report(src, kept, guard, ref, opts, time.perf_counter() - t0))
+
+
+def load(source: ModelSource) -> Source:
+    """Read the input once (a path, bytes or an IR Model); a bad file is an FdtError naming it."""
+    if isinstance(source, Model):
+        data = write_model(source)
+        return Source(data, read_model(data), None, "input")
+    path = None if isinstance(source, (bytes, bytearray, memoryview)) else os.fspath(source)
+    data = load_bytes(source)
+    try:
+        model = read_model(data)
+    except FdtError as e:
+        raise FdtError(str(e).replace("input:", f"{path}:", 1) if path else str(e)) from None
+    return Source(data, model, path, os.path.basename(path) if path else "input")
+
+
+def check(src: Source, opts: Options) -> None:
+    """Refuse models the passes cannot handle, before any work (re-serialising needs nothing)."""
+    if opts.passes:
+        check_optimizable(src.model)
+
+
+def reference_run(src: Source, opts: Options) -> Optional["RunResult"]:
+    """Run the input in TFLM before any pass: a model TFLM cannot run is bad input (exit 2),
+    and its outputs and measured arena are what every candidate is compared with."""
+    if not opts.verify:
+        return None
+    from .verify import make_inputs, run as run_model, runtime_available
+    if not runtime_available("tflm"):
+        raise FdtError("verification needs the TFLM host interpreter: pip install 'fdt-tflm[verify]' "
+                       "(or pass --no-verify)")
+    ref = run_model(src.data, make_inputs(src.model, opts.samples))
+    if not ref.ok:
+        raise FdtError(f"TFLM cannot run the input model: {ref.error}")
+    return ref
+
+
+def learn_scratch(model: Model, opts: Options) -> Model:
+    """Ask TFLM what scratch the input's kernels request (fdt_tflm.verify.probe, when present),
+    so that the planner reserves it instead of assuming zero.  Needs TFLM: verification on."""
+    if not opts.verify or importlib.util.find_spec("fdt_tflm.verify.probe") is None:
+        return model
+    from .verify.probe import learn_kernel_scratch
+    return learn_kernel_scratch(model)
+
+
+def transform(model: Model, passes: tuple[str, ...], opts: Options) -> Candidate:
+    """tile -> reorder/plan -> write; the input model is never mutated (passes copy)."""
+    paths: tuple[PathEntry, ...] = ()
+    pareto: tuple[ParetoEntry, ...] = ()
+    if "tile" in passes:
+        model, paths, pareto = tile(model, opts)
+    model, schedule, plan = memory_passes(model, passes, opts)
+    opts.say("writing and verifying ...")
+    data = write_model(model)
+    return Candidate(passes, read_back(model, data), data, paths, pareto, schedule, plan)
+
+
+def read_back(model: Model, data: bytes) -> Model:
+    """The written model as read from its bytes (what the firmware sees), with the scratch
+    TFLM was probed for (never serialised) copied over, so predictions still count it."""
+    back = read_model(data)
+    for sg, sg_back in zip(model.subgraphs, back.subgraphs):
+        for op, op_back in zip(sg.operators, sg_back.operators):
+            if getattr(op, "learned_scratch", None) is not None:
+                op_back.learned_scratch = op.learned_scratch
+    return back
+
+
+def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tuple[ParetoEntry, ...]]:
+    """The tiling search.  Above 0 % MAC budget the zero-overhead search runs first and the
+    better of the two is kept: the greedy search can be led somewhere worse by a recomputing
+    first step, and a larger budget must never do worse.  Both share ``search_budget``."""
+    from .tiling.search import score, search
+    kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, objective=opts.objective)
+    zero = None
+    budget = opts.search_budget
+    if opts.max_overhead > 0:
+        t0 = time.perf_counter()
+        zero = search(model, max_overhead=0.0, time_budget=opts.search_budget, **kw)
+        budget = max(MIN_SEARCH_BUDGET, opts.search_budget - (time.perf_counter() - t0))
+    sr = search(model, max_overhead=opts.max_overhead, time_budget=budget, **kw)
+    if zero is not None and score(zero.final, opts.objective) <= score(sr.final, opts.objective):
+        sr = zero
+    return sr.model, tuple(_path_entry(p) for p in sr.paths), tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct,
+                                                                                p.n_paths) for p in sr.pareto)
+
+
+def memory_passes(model: Model, passes: tuple[str, ...],
+                  opts: Options) -> tuple[Model, Optional["Schedule"], Optional["PlanReport"]]:
+    """reorder and/or plan (both: the smaller head of the stored and the new order)."""
+    from .memory import passes as mp
+    if "reorder" in passes and "plan" in passes:
+        return mp.reorder_and_plan(model, time_limit=opts.time_limit)
+    if "reorder" in passes:
+        model, schedule = mp.reorder(model, time_limit=opts.time_limit)
+        return model, schedule, None
+    if "plan" in passes:
+        model, plan = mp.plan(model, time_limit=opts.time_limit)
+        return model, None, plan
+    return model, None, None
+
+
+def verify(src: Source, cand: Candidate, ref: Optional["RunResult"], opts: Options) -> Checked:
+    """Outputs against the input's, and the candidate's arena: TFLM's measurement where the
+    host interpreter runs it, the planner's prediction otherwise (FDT_PARTIAL, or verify off)."""
+    if ref is None:
+        return Checked(cand, None, None, predicted_arena(cand.model))
+    if cand.needs_custom_kernel:
+        from .tiling.partial import verify_custom
+        ok, details = verify_custom(src.data, cand.model, opts.samples)
+        return Checked(cand, bool(ok), details.to_dict(), predicted_arena(cand.model))
+    from .verify import compare_models
+    cmp = compare_models(src.model, src.data, cand.data, n_samples=opts.samples, litert=opts.litert, tflm_ref=ref)
+    if not cmp.tflm.ran_a:
+        raise FdtError(f"TFLM cannot run the input model: {cmp.tflm.note}")
+    b = cmp.tflm.b
+    measured = b is not None and b.head is not None and b.tail is not None
+    arena = Arena(b.head, b.tail, True) if measured else predicted_arena(cand.model)
+    return Checked(cand, bool(cmp.ok), cmp.to_dict(), arena)
+
+
+def predicted_arena(model: Model) -> Arena:
+    """The planner's prediction of TFLM's head (as stored: offline plan + scratch) and tail."""
+    from .memory.tail import predict_tail
+    return Arena(predicted_head(model).head, predict_tail(model), False)
+
+
+def input_arena(src: Source, ref: Optional["RunResult"]) -> Arena:
+    """The input's arena: measured by the reference run, else predicted."""
+    if ref is not None and ref.head is not None and ref.tail is not None:
+        return Arena(ref.head, ref.tail, True)
+    return predicted_arena(src.model)
+
+
+def fallback_chain(passes: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The requested passes, then fewer: no tiling, the stored order (plan only), no offline
+    plan (reorder only), nothing (the input re-serialised)."""
+    chain: list[tuple[str, ...]] = []
+    for keep in (set(passes), set(passes) - {"tile"}, {"plan"}, {"reorder"}, set()):
+        variant = tuple(p for p in passes if p in keep)
+        if variant not in chain:
+            chain.append(variant)
+    return chain
+
+
+def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Checked,
+                opts: Options) -> tuple[Checked, Guard]:
+    """Keep the first model along the fallback chain whose head and total are each <= the
+    input's; the input itself when none is."""
+    base = input_arena(src, ref)
+    attempts: list[Attempt] = []
+    checked: Optional[Checked] = first
+    for passes in fallback_chain(opts.passes):
+        if checked is None:
+            opts.say(f"never worse: trying {','.join(passes) or 'none'} ...")
+            checked = verify(src, transform(model, passes, opts), ref, opts)
+        ok, note = _acceptable(checked, base)
+        attempts.append(Attempt(checked.candidate.variant, checked.arena.head, checked.arena.total,
+                                checked.arena.measured, checked.verified, ok, note))
+        if ok:
+            return checked, _guard(base, attempts)
+        checked = None
+    kept = as_given(src, base)
+    attempts.append(Attempt(INPUT_VARIANT, base.head, base.total, base.measured, kept.verified, True,
+                            "the input bytes as given"))
+    return kept, _guard(base, attempts)
+
+
+def as_given(src: Source, base: Arena) -> Checked:
+    """The input itself, unchanged: never worse than the input by construction, and its
+    outputs are the reference's (verified, if verification is on, without another run)."""
+    return Checked(Candidate((), src.model, src.data), True if base.measured else None, None, base)
+
+
+def _acceptable(c: Checked, base: Arena) -> tuple[bool, str]:
+    basis = "TFLM measured" if c.arena.measured else "predicted"
+    if c.verified is False:
+        return False, "outputs differ from the input's"
+    if c.arena.head > base.head:
+        return False, f"{basis} head {c.arena.head:,} B > the input's {base.head:,} B"
+    if c.arena.total > base.total:
+        return False, f"{basis} total {c.arena.total:,} B > the input's {base.total:,} B"
+    return True, f"{basis} head and total <= the input's"
+
+
+def _guard(base: Arena, attempts: list[Attempt]) -> Guard:
+    kept = attempts[-1].variant
+    fallback = None if len(attempts) == 1 else Fallback(attempts[0].variant, kept, attempts[0].note)
+    return Guard(base.measured, base.head, base.total, kept, attempts, fallback)
+
+
+def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunResult"], opts: Options,
+                 seconds: float) -> Report:
+    """The typed report, built once from the kept model and the measurements."""
+    cand, plan, sched = kept.candidate, kept.candidate.plan, kept.candidate.schedule
+    orig, info = summary(src.model), summary(cand.model)
+    orig_macs, macs = graph_macs(src.model.main), graph_macs(cand.model.main)
+    with_totals = kept.verified is not None  # verification off: the old report had no totals
+    inp = input_arena(src, ref) if ref is not None else None
+    return Report(
+        model=src.label, passes=list(cand.passes), requested_passes=list(opts.passes), objective=opts.objective,
+        max_overhead_pct=opts.max_overhead,
+        original_arena_bytes=inp.head if inp else orig["tflm_default_arena_bytes"],
+        original_total_arena_bytes=inp.total if inp else None,
+        original_peak_live_bytes=orig["peak_live_bytes"], original_macs=orig_macs,
+        original_operators=orig["operators"],
+        arena_bytes=kept.arena.head if with_totals else info["predicted_head_bytes"],
+        total_arena_bytes=kept.arena.total if with_totals else None,
+        tail_bytes=kept.arena.tail if with_totals else None,
+        predicted_arena_bytes=info["predicted_head_bytes"],
+        planned_bytes=plan.planned_bytes if plan else info["predicted_head_bytes"],
+        peak_live_bytes=plan.peak_live_bytes if plan else peak_live(lifetimes(cand.model.main)),
+        optimal=bool(plan.optimal) if plan else False,
+        optimality_gap=float(plan.gap) if plan else None,
+        solve_seconds=round(float(plan.solve_seconds), 3) if plan else 0.0,
+        schedule_optimal=bool(sched.optimal) if sched is not None else None,
+        macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
+        operators=info["operators"], paths=list(cand.paths), pareto=list(cand.pareto),
+        needs_custom_kernel=cand.needs_custom_kernel, measured=kept.arena.measured and with_totals,
+        verified=kept.verified,
+        verification=kept.verification, guard=guard, seconds=round(seconds, 3))
+
+
+def _path_entry(p) -> PathEntry:
+    ops = [f"{i}:{t}" for i, t in zip(p.ops, p.op_types)] if len(p.op_types) == len(p.ops) else [str(i) for i in p.ops]
+    tiles = None if p.tiles is None else [list(a) if isinstance(a, tuple) else a for a in p.tiles]
+    return PathEntry(p.kind, ops, list(p.op_types), int(p.parts), p.end, tiles, int(p.total_before),
+                     int(p.total_after), float(p.mac_overhead_pct))
+
+
+def _mismatch_note(verification: Optional[dict]) -> str:
+    tflm = (verification or {}).get("tflm") or {}
+    return tflm.get("note") or "; ".join((verification or {}).get("errors", [])) or "mismatch"
+
+
+def stderr_progress() -> Optional[Progress]:
+    """Progress on one rewritten stderr line, only on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def say(msg: str) -> None:
+        print(f"\r\033[K{msg}", end="", file=sys.stderr, flush=True)
+    return say

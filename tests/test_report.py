@@ -1,0 +1,97 @@
+"""The typed report: its JSON Schema lists exactly the dataclass's fields, docs/report.md
+documents each, and real models' reports validate against the schema."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import PROJECT_MODELS, REPO, SHARED_MODELS
+
+import fdt_tflm
+from fdt_tflm.report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report, load_schema
+from fdt_tflm.verify import make_inputs, run
+
+# dataclass -> where its JSON object is described in the schema
+RECORDS = {Report: (), PathEntry: ("$defs", "path"), ParetoEntry: ("$defs", "pareto_point"),
+           Attempt: ("$defs", "attempt"), Fallback: ("$defs", "fallback"), Guard: ("$defs", "guard")}
+
+
+def _node(schema: dict, where: tuple) -> dict:
+    for k in where:
+        schema = schema[k]
+    return schema
+
+
+def _validator() -> "jsonschema.protocols.Validator":
+    schema = load_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+@pytest.mark.parametrize("record", list(RECORDS), ids=lambda c: c.__name__)
+def test_schema_lists_exactly_the_dataclass_fields(record):
+    node = _node(load_schema(), RECORDS[record])
+    names = {f.name for f in dataclasses.fields(record)}
+    assert set(node["properties"]) == names
+    assert set(node["required"]) == names
+    assert node["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("record", list(RECORDS), ids=lambda c: c.__name__)
+def test_docs_document_every_field(record):
+    doc = (REPO / "docs" / "report.md").read_text()
+    documented = set(re.findall(r"^\| `(\w+)` \|", doc, flags=re.M))
+    missing = {f.name for f in dataclasses.fields(record)} - documented
+    assert not missing, f"docs/report.md lacks {sorted(missing)}"
+
+
+REAL = [PROJECT_MODELS / "kws.tflite", SHARED_MODELS / "mlperf_ad_toycar_int8.tflite",
+        SHARED_MODELS / "tflm_micro_speech_int8.tflite"]
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
+def test_real_reports_validate_against_the_schema(path: Path):
+    if not path.exists():
+        pytest.skip(f"{path} not found (shared models absent)")
+    res = fdt_tflm.optimize(str(path), progress=False, samples=2)
+    d = json.loads(res.to_json())
+    _validator().validate(d)
+    assert d == res.report.to_dict() and d["schema_version"] == 1
+    # the report's numbers are TFLM's: an independent run of the written model agrees
+    run_out = run(res.data, make_inputs(res.model, 1))
+    assert run_out.ok and (d["arena_bytes"], d["total_arena_bytes"]) == (run_out.head, run_out.total)
+    assert d["measured"] is True and d["verified"] is True
+    assert res.report["arena_bytes"] == res.report.arena_bytes  # the old dict-style access reads the field
+
+
+def test_unverified_and_custom_op_reports_validate():
+    """Null fields (verification off) and an FDT_PARTIAL path with FFMT-style tiles."""
+    v = _validator()
+    res = fdt_tflm.optimize(str(PROJECT_MODELS / "convdense.tflite"), verify=False, progress=False)
+    r = res.report
+    assert r.verified is None and r.total_arena_bytes is None and r.guard.measured is False
+    v.validate(r.to_dict())
+    tiled = dataclasses.replace(r, paths=[PathEntry("FFMT", ["0:CONV_2D"], ["CONV_2D"], 6, "concat", [2, (1, 2, 1)],
+                                                    900, 800, 1.5)])
+    d = tiled.to_dict()
+    assert d["paths"][0]["tiles"] == [2, [1, 2, 1]]
+    v.validate(d)
+    custom = fdt_tflm.optimize(str(PROJECT_MODELS / "convdense.tflite"), allow_custom_ops=True, progress=False,
+                               samples=2)
+    assert custom.report.needs_custom_kernel and custom.report.paths[-1].end == "custom-partial"
+    v.validate(custom.report.to_dict())
+
+
+def test_report_is_read_only():
+    res = fdt_tflm.optimize(str(PROJECT_MODELS / "kws.tflite"), passes="none", verify=False, progress=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.report.arena_bytes = 0
+    with pytest.raises(TypeError):
+        res.report["arena_bytes"] = 0
+    with pytest.raises(KeyError):
+        res.report["output"]
