@@ -1,0 +1,98 @@
+"""Never worse than the input, measured: the written model's TFLM head and total are each <=
+the input's, on every real model, and the guard falls back when a pass makes things worse."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_MODELS, measured_heads, shared_model_paths
+
+import fdt_tflm
+from fdt_tflm.io import read_model
+from fdt_tflm.memory import passes as memory_passes
+from fdt_tflm.memory.lifetimes import align, lifetimes
+from fdt_tflm.memory.offline_plan import set_plan
+from fdt_tflm.verify import make_inputs, run
+
+KWS = PROJECT_MODELS / "kws.tflite"
+ALL_MODELS = sorted(PROJECT_MODELS.glob("*.tflite")) + shared_model_paths()
+
+
+def tflm_arena(data: bytes) -> tuple[int, int]:
+    """(head, total) of a model as TFLM measures it: the oracle."""
+    r = run(data, make_inputs(read_model(data), 1))
+    assert r.ok, r.error
+    return r.head, r.total
+
+
+def no_reuse_plan(model, time_limit: float = 5.0, solver: str = "cbc"):
+    """A valid offline plan that gives every tensor its own bytes: the head is the sum of the
+    aligned tensor sizes, far above any planner's."""
+    out = copy.deepcopy(model)
+    offsets, at = {}, 0
+    for iv in lifetimes(out.main):
+        offsets[iv.index] = at
+        at += align(iv.size)
+    set_plan(out, offsets)
+    return out, memory_passes.PlanReport(at, 0, False, 0.0, 0.0, at, "no reuse")
+
+
+def test_a_pass_that_makes_tflm_need_more_is_rolled_back(monkeypatch):
+    """Break the plan pass on purpose (no buffer reuse): TFLM measures a head equal to the sum
+    of the tensor sizes, above the input's; the guard must reject that plan and keep the
+    variant without one (reorder alone), and say so."""
+    monkeypatch.setattr(memory_passes, "plan", no_reuse_plan)
+    data = KWS.read_bytes()
+    sum_of_tensors = sum(align(iv.size) for iv in lifetimes(read_model(data).main))
+    in_head, in_total = tflm_arena(data)
+    assert sum_of_tensors > in_head  # else the test proves nothing
+    res = fdt_tflm.optimize(str(KWS), passes="reorder,plan", progress=False, samples=2)
+    g = res.report.guard
+    assert [a.variant for a in g.attempts] == ["reorder,plan", "plan", "reorder"]
+    assert [a.accepted for a in g.attempts] == [False, False, True]
+    assert g.attempts[0].measured and g.attempts[0].head_bytes == sum_of_tensors  # TFLM took the plan as is
+    assert g.fallback is not None and (g.fallback.from_variant, g.fallback.to_variant) == ("reorder,plan", "reorder")
+    assert f"head {sum_of_tensors:,} B > the input's {in_head:,} B" in g.fallback.reason
+    assert res.report.passes == ["reorder"] and res.report.requested_passes == ["reorder", "plan"]
+    head, total = tflm_arena(res.data)
+    assert head <= in_head and total <= in_total
+    assert (res.report.arena_bytes, res.report.total_arena_bytes) == (head, total)
+    assert "fell back from reorder,plan to reorder" in res.summary()
+
+
+def test_when_every_pass_is_worse_the_input_is_kept_as_given(monkeypatch):
+    """Make every rewritten model worse (its plan reuses nothing) and every candidate without a
+    plan too: the guard's last resort is the input's bytes, unchanged."""
+    monkeypatch.setattr(memory_passes, "plan", no_reuse_plan)
+    real_reorder = memory_passes.reorder
+
+    def reorder_with_bad_plan(model, time_limit=2.0):
+        out, sched = real_reorder(model, time_limit)
+        return no_reuse_plan(out)[0], sched
+    monkeypatch.setattr(memory_passes, "reorder", reorder_with_bad_plan)
+    import fdt_tflm.pipeline as pipeline
+    real_write = pipeline.write_model
+    monkeypatch.setattr(pipeline, "write_model", lambda m, **kw: real_write(no_reuse_plan(m)[0], **kw))
+    data = KWS.read_bytes()
+    res = fdt_tflm.optimize(data, passes="reorder,plan", progress=False, samples=2)
+    g = res.report.guard
+    assert [a.variant for a in g.attempts] == ["reorder,plan", "plan", "reorder", "none", "input"]
+    assert g.kept == "input" and res.data == data and res.report.passes == []
+    assert res.report.verified is True and res.report.arena_bytes == tflm_arena(data)[0]
+
+
+@pytest.mark.parametrize("path", ALL_MODELS, ids=lambda p: p.stem)
+def test_default_output_is_never_worse_in_tflm(path: Path):
+    """The default optimize output, on every model we have: TFLM's head and total of the
+    written model are each <= the input's (both measured by TFLM in the verification runs)."""
+    res = fdt_tflm.optimize(str(path), progress=False, samples=1, search_budget=20)
+    r = res.report
+    assert r.measured and r.guard.measured and r.verified
+    known = measured_heads().get(path.stem)
+    if known is not None:  # the input's numbers as recorded in SOURCES.md by a separate TFLM run
+        assert (r.original_arena_bytes, r.original_total_arena_bytes) == known
+    assert r.arena_bytes <= r.original_arena_bytes, r.guard
+    assert r.total_arena_bytes <= r.original_total_arena_bytes, r.guard
+    if r.guard.fallback is not None:
+        print(f"{path.stem}: {r.guard.fallback}")
