@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from ..ir.graph import Model, Operator, ScratchProbe, Subgraph, Tensor
 from ..memory.scratch import is_known
@@ -70,15 +70,20 @@ def one_op_model(op: Operator) -> Model:
     return Model(subgraphs=[sg], version=3, operator_codes=[op.opcode])
 
 
-def _distinct_models(model: Model) -> list[OneOpModel]:
-    """One :class:`OneOpModel` per distinct signature among the ops whose scratch is unknown."""
+def _unknown(op: Operator) -> bool:
+    return not is_known(op)
+
+
+def distinct_one_op_models(model: Model, wanted: Callable[[Operator], bool] = _unknown) -> list[OneOpModel]:
+    """One :class:`OneOpModel` per distinct signature among the ``wanted`` ops (default: those
+    whose scratch the planner does not know)."""
     from ..io.writer import write_model
 
     by_bytes: dict[bytes, OneOpModel] = {}
     failed: list[OneOpModel] = []
     for s, sg in enumerate(model.subgraphs):
         for i, op in enumerate(sg.operators):
-            if is_known(op):
+            if not wanted(op):
                 continue
             try:
                 one = one_op_model(op)
@@ -171,7 +176,7 @@ def _learned(entry: OneOpModel, measured: tuple[Optional[int], str]) -> ScratchP
 
 def probe_kernel_scratch(model: Model, timeout: float = CHILD_TIMEOUT) -> dict[tuple[int, int], ScratchProbe]:
     """What TFLM requests as scratch at each op the planner does not know, by (subgraph, op index)."""
-    entries = _distinct_models(model)
+    entries = distinct_one_op_models(model)
     runnable = [e for e in entries if not e.error]
     if runnable and not runtime_available("tflm"):
         for e in runnable:
