@@ -78,6 +78,8 @@ class Result:
         lines.append(f"  verified in TFLM: {'yes, bit-exact' if v else ('skipped' if v is None else 'NO')}"
                      f"; passes: {','.join(r.passes) or 'none'}{objective}; {r.seconds:.1f} s")
         lines.append("  " + _guard_line(r))
+        if r.learned_scratch:
+            lines.append(f"  kernel scratch learned from TFLM: {'; '.join(r.learned_scratch)}")
         if r.needs_custom_kernel:
             lines.append("  needs the bundled FDT_PARTIAL kernel (firmware_template/fdt_kernels)")
         return "\n".join(lines)

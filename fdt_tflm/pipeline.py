@@ -136,7 +136,8 @@ def run(source: ModelSource, opts: Options) -> Outcome:
                                 f"({_mismatch_note(first.verification)}); nothing written")
     kept, guard = never_worse(src, model, ref, first, opts)
     opts.say("")
-    return Outcome(src, kept, build_report(src, kept, guard, ref, opts, time.perf_counter() - t0))
+    report = build_report(src, kept, guard, ref, opts, scratch_notes(model), time.perf_counter() - t0)
+    return Outcome(src, kept, report)
 
 
 def load(source: ModelSource) -> Source:
@@ -181,6 +182,14 @@ def learn_scratch(model: Model, opts: Options) -> Model:
         return model
     from .verify.probe import learn_kernel_scratch
     return learn_kernel_scratch(model)
+
+
+def scratch_notes(model: Model) -> list[str]:
+    """What TFLM was probed for, one line per op type of unknown scratch (none if not probed)."""
+    if not any(getattr(op, "learned_scratch", None) is not None for op in model.main.operators):
+        return []
+    from .verify.probe import scratch_notes as notes
+    return notes(model)
 
 
 def transform(model: Model, passes: tuple[str, ...], opts: Options) -> Candidate:
@@ -330,7 +339,7 @@ def _guard(base: Arena, attempts: list[Attempt]) -> Guard:
 
 
 def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunResult"], opts: Options,
-                 seconds: float) -> Report:
+                 learned: list[str], seconds: float) -> Report:
     """The typed report, built once from the kept model and the measurements."""
     cand, plan, sched = kept.candidate, kept.candidate.plan, kept.candidate.schedule
     orig, info = summary(src.model), summary(cand.model)
@@ -358,7 +367,7 @@ def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunRes
         operators=info["operators"], paths=list(cand.paths), pareto=list(cand.pareto),
         needs_custom_kernel=cand.needs_custom_kernel, measured=kept.arena.measured and with_totals,
         verified=kept.verified,
-        verification=kept.verification, guard=guard, seconds=round(seconds, 3))
+        verification=kept.verification, learned_scratch=learned, guard=guard, seconds=round(seconds, 3))
 
 
 def _path_entry(p) -> PathEntry:

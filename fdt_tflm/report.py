@@ -110,6 +110,7 @@ class Report:
     measured: bool
     verified: Optional[bool]
     verification: Optional[dict]
+    learned_scratch: list[str]  # what TFLM was probed for: kernels whose scratch no table of ours knows
     guard: Guard
     seconds: float
     schema_version: int = SCHEMA_VERSION

@@ -96,3 +96,39 @@ def test_default_output_is_never_worse_in_tflm(path: Path):
     assert r.total_arena_bytes <= r.original_total_arena_bytes, r.guard
     if r.guard.fallback is not None:
         print(f"{path.stem}: {r.guard.fallback}")
+
+
+@pytest.fixture(scope="module")
+def signal_model() -> bytes:
+    """A TFLM Signal front end whose SignalRfft requests scratch no table of ours lists."""
+    signal = pytest.importorskip("fdt_tflm.ir.signal", reason="the Signal-op test model builder is absent")
+    from fdt_tflm.io import write_model
+    return write_model(signal.spectrum_model())
+
+
+def test_unknown_kernel_scratch_is_never_worse(signal_model):
+    """The default pipeline on a model with a kernel of unknown scratch: TFLM's head and total
+    of the written model are each <= the input's (each measured here by a separate run)."""
+    in_head, in_total = tflm_arena(signal_model)
+    res = fdt_tflm.optimize(signal_model, progress=False, samples=2)
+    head, total = tflm_arena(res.data)
+    assert head <= in_head and total <= in_total
+    assert res.report.verified and (res.report.arena_bytes, res.report.total_arena_bytes) == (head, total)
+
+
+def test_guard_catches_a_planner_blind_to_kernel_scratch(signal_model, monkeypatch):
+    """Without learning SignalRfft's scratch, the tight plan of the better order leaves it no
+    gap and TFLM's head grows past the input's (the issue's failure).  The guard must see it
+    in TFLM's measurement and keep a variant that is not worse."""
+    import fdt_tflm.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "learn_scratch", lambda model, opts: model)
+    in_head, in_total = tflm_arena(signal_model)
+    res = fdt_tflm.optimize(signal_model, progress=False, samples=2)
+    g = res.report.guard
+    rejected = pipeline.transform(read_model(signal_model), pipeline.DEFAULT_PASSES, pipeline.Options())
+    assert g.attempts[0].head_bytes == tflm_arena(rejected.data)[0] > in_head
+    assert not g.attempts[0].accepted and g.fallback is not None
+    assert g.fallback.reason == f"TFLM measured head {g.attempts[0].head_bytes:,} B > the input's {in_head:,} B"
+    head, total = tflm_arena(res.data)
+    assert head <= in_head and total <= in_total
+    assert "fell back from tile,reorder,plan" in res.summary()
