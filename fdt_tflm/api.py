@@ -114,12 +114,16 @@ def _pct(a: Optional[int], b: Optional[int]) -> str:
 def _guard_line(r: Report) -> str:
     """One line: was the requested result kept, and on what evidence."""
     g = r.guard
-    basis = "TFLM-measured" if g.attempts[-1].measured else "predicted (TFLM's host build cannot run it)" \
-        if r.needs_custom_kernel else "predicted (verification off)"
-    if g.fallback is None:
-        return f"never worse than the input: head and total <= the input's ({basis})"
-    return (f"never worse than the input: fell back from {g.fallback.from_variant} to {g.fallback.to_variant} "
-            f"({g.fallback.reason})")
+    if g.fallback is not None:
+        return (f"never worse than the input: fell back from {g.fallback.from_variant} to {g.fallback.to_variant} "
+                f"({g.fallback.reason})")
+    if g.attempts[-1].measured:
+        basis = "measured by TFLM"
+    elif r.needs_custom_kernel:
+        basis = "predicted: TFLM's host build has no FDT_PARTIAL kernel"
+    else:
+        basis = "predicted: verification off"
+    return f"never worse than the input: head and total <= the input's ({basis})"
 
 
 def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None, max_overhead: float = 0.0,

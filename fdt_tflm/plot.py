@@ -67,7 +67,17 @@ def plot_result(res: "Result", path: Optional[Union[str, os.PathLike]] = None):
     if res._original_model is not None:
         _layout(axes[1], res._original_model, "original (TFLM greedy)")
     _layout(axes[2], res.model, "optimised")
+    fig.suptitle(_headline(res))
     fig.tight_layout()
     if path is not None:
         fig.savefig(os.fspath(path), dpi=110)
     return fig
+
+
+def _headline(res: "Result") -> str:
+    """The report's numbers: measured by TFLM where it ran the model (the panels are predictions)."""
+    r = res.report
+    basis = "measured by TFLM" if r.measured else "predicted"
+    total = (f", total {r.original_total_arena_bytes:,} -> {r.total_arena_bytes:,} B"
+             if r.total_arena_bytes is not None and r.original_total_arena_bytes is not None else "")
+    return f"{r.model}: head {r.original_arena_bytes:,} -> {r.arena_bytes:,} B{total} ({basis})"

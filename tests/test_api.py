@@ -43,10 +43,12 @@ def test_result_outputs(radar_result, tmp_path):
     assert json.loads(res.to_json()) == json.loads(rep.read_text())
     text = res.summary()
     assert "arena head" in text and f"{res.report['arena_bytes']:,}" in text
-    assert "<table>" in res._repr_html_()
+    assert "never worse than the input: head and total <= the input's (measured by TFLM)" in text
+    assert "<table>" in res._repr_html_() and f"{res.report.arena_bytes:,}" in res._repr_html_()
     png = tmp_path / "plot.png"
     fig = res.plot(png)
     assert png.read_bytes()[:4] == b"\x89PNG" and len(fig.axes) >= 3
+    assert f"{res.report.original_arena_bytes:,} -> {res.report.arena_bytes:,} B" in fig.get_suptitle()
 
 
 def test_optimize_accepts_bytes_and_ir_and_is_deterministic():
