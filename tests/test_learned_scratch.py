@@ -191,3 +191,39 @@ def test_without_learning_the_plan_was_worse_than_the_input(spectrum_runs):
     assert rep.predicted_head == 5120
     assert runs["blind"].head > runs["input"].head
     assert runs["blind"].head == 6144  # = the plan's 5,120 B + 1,024 B of scratch above it
+
+
+def test_a_kernel_that_kills_tflm_falls_back_and_the_next_child_goes_on():
+    """rfft.cc's Init returns no params for an unknown type T; Prepare then dereferences them
+    (a segfault of the child).  The op falls back, the ops after it are still probed."""
+    b = GraphBuilder()
+    x = b.tensor("frame", [256], "INT16")
+    y = b.tensor("bad_type", [258], "INT16")
+    b.sg.inputs = [x]
+    custom_op(b, "SignalRfft", [x], [y], {"T": 99, "fft_length": 256})
+    b.sg.outputs = [y, rfft(b, x, 256)]
+    crashed, fft = learn_kernel_scratch(b.model).main.operators
+    assert crashed.learned_scratch.requests == () and "aborted" in crashed.learned_scratch.error
+    assert fft.learned_scratch == ScratchProbe((512,))
+
+
+def test_a_hostile_tensor_is_not_probed(monkeypatch):
+    import fdt_tflm.verify.probe as probe
+
+    monkeypatch.setattr(probe.subprocess, "run", lambda *a, **k: pytest.fail("a child was started"))
+    b = GraphBuilder()
+    x = b.tensor("huge", [1, 65535, 65535, 255], "INT8")
+    y = b.tensor("out", [1], "INT8")
+    b.sg.inputs, b.sg.outputs = [x], [y]
+    custom_op(b, "SignalEnergy", [x], [y], {"end_index": 1, "start_index": 0})
+    p = learn_kernel_scratch(b.model).main.operators[0].learned_scratch
+    assert p.requests == () and "too large to probe" in p.error
+
+
+def test_the_time_budget_bounds_all_children():
+    data = fdt_tflm.write_model(one_op_model(_ffts_model([64]).main.operators[0]))
+    t0 = time.perf_counter()
+    heads = measure_heads([(data, 1 << 20)] * 3, timeout=0.2)
+    assert time.perf_counter() - t0 < 5
+    assert heads[0][0] is None and "did not finish within" in heads[0][1]
+    assert all(h is None and "budget was spent" in why for h, why in heads[1:])

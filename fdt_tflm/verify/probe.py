@@ -13,9 +13,10 @@ In a one-op graph every buffer is alive at the same step, so the difference is a
 op's scratch requests, each 16-aligned.  It is kept as one request: exact for kernels
 that make one request, a contiguous upper bound for kernels that make several.
 
-One child process runs the one-op models of a whole model (the allocation report is
-printed by C code, and a bad model can abort the runtime; the child is then restarted
-after the op that killed it).  Ops with the same signature are probed once.
+One child process (:mod:`._probe_child`) allocates the one-op models of a whole model
+(the allocation report is printed by C code, and a bad model can abort the runtime; the
+child is then restarted after the op that killed it).  Ops with the same signature are
+probed once; a model whose ops the planner all knows starts no child.
 """
 from __future__ import annotations
 
@@ -26,16 +27,19 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..ir.graph import Model, Operator, ScratchProbe, Subgraph, Tensor
 from ..memory.scratch import is_known
 from ..memory.tflm_model import predict_head
-from .runner import DEFAULT_ARENA, _package_root, runtime_available
+from .runner import DEFAULT_ARENA, runtime_available
 
-CHILD_TIMEOUT = 120.0  # seconds for one child process (allocation only, no inference)
+PROBE_TIMEOUT = 60.0  # seconds for all children of one model together (allocation only, no inference)
+MAX_PROBE_ARENA = 256 * 1024 * 1024  # one-op models needing more are not probed (assumed no scratch)
 _MARK = "@@fdt-probe"
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_probe_child.py")
 _HEAD_RE = re.compile(r"Arena allocation head (\d+) bytes")
 
 
@@ -93,53 +97,70 @@ def distinct_one_op_models(model: Model, wanted: Callable[[Operator], bool] = _u
                 continue
             entry = by_bytes.get(data)
             if entry is None:
-                head = predict_head(one).head
-                const = sum(t.nbytes for t in one.main.tensors if t.is_constant)
-                entry = by_bytes[data] = OneOpModel(op.type, data, head, max(DEFAULT_ARENA, 8 * (head + const)))
+                entry = by_bytes[data] = _entry(op.type, one, data)
             entry.ops.append((s, i))
     return list(by_bytes.values()) + failed
 
 
-def measure_heads(models: list[tuple[bytes, int]], timeout: float = CHILD_TIMEOUT
+def _entry(op_type: str, one: Model, data: bytes) -> OneOpModel:
+    """The probe of one signature, with an arena room for scratch several times the tensors."""
+    head = predict_head(one).head
+    arena = max(DEFAULT_ARENA, 8 * head)
+    if arena > MAX_PROBE_ARENA:
+        return OneOpModel(op_type, predicted_head=head,
+                          error=f"its tensors ({head} B) are too large to probe in TFLM")
+    return OneOpModel(op_type, data, head, arena)
+
+
+def measure_heads(models: list[tuple[bytes, int]], timeout: float = PROBE_TIMEOUT
                   ) -> list[tuple[Optional[int], str]]:
     """TFLM's measured head of each (model bytes, arena size), or (None, why TFLM failed).
 
-    All models run in one child process; if TFLM aborts on one, the next child starts after it."""
+    All models run in one child process; if TFLM kills it, the next child starts after the
+    model it died in.  ``timeout`` bounds all children together."""
     results: list[tuple[Optional[int], str]] = [(None, "not run")] * len(models)
     if not models:
         return results
+    deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="fdt_tflm_probe_") as tmp:
-        manifest = os.path.join(tmp, "manifest.json")
-        entries = []
-        for k, (data, arena) in enumerate(models):
-            path = os.path.join(tmp, f"{k}.tflite")
-            with open(path, "wb") as f:
-                f.write(data)
-            entries.append([path, int(arena)])
-        with open(manifest, "w") as f:
-            json.dump(entries, f)
+        manifest = _write_manifest(tmp, models)
         start = 0
         while start < len(models):
-            done, why = _run_child(manifest, start, timeout, results)
-            if done >= len(models):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                results[start:] = [(None, f"not run: the {timeout:.0f} s probe budget was spent")] * (len(models) - start)
                 break
-            results[done] = (None, why)  # the model the child died in
-            start = done + 1
+            start = _run_child(manifest, start, left, results)
     return results
 
 
-def _run_child(manifest: str, start: int, timeout: float, results: list) -> tuple[int, str]:
-    """Run the child from model ``start``; fill ``results``; return (first model not reported, why)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [_package_root(), env.get("PYTHONPATH", "")] if p)
-    cmd = [sys.executable, "-m", "fdt_tflm.verify.probe", manifest, str(start)]
+def _write_manifest(tmp: str, models: list[tuple[bytes, int]]) -> str:
+    entries = []
+    for k, (data, arena) in enumerate(models):
+        path = os.path.join(tmp, f"{k}.tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        entries.append([path, int(arena)])
+    manifest = os.path.join(tmp, "manifest.json")
+    with open(manifest, "w") as f:
+        json.dump(entries, f)
+    return manifest
+
+
+def _run_child(manifest: str, start: int, timeout: float, results: list) -> int:
+    """Run the child from model ``start`` and fill ``results``; return where the next child starts.
+
+    Killed by a signal (TFLM aborted) or the time limit: the model it was in fails, the next
+    child starts after it.  A Python error (e.g. no TFLM): every remaining model fails."""
+    cmd = [sys.executable, _CHILD, manifest, str(start), _MARK]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        text, why = proc.stderr, f"TFLM aborted (exit {proc.returncode})"
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        text, code = proc.stderr, proc.returncode
+        why = f"TFLM aborted (signal {-code})" if code < 0 else f"the probe child failed (exit {code})"
     except subprocess.TimeoutExpired as e:
         err = e.stderr or b""
-        text = err.decode(errors="replace") if isinstance(err, bytes) else err
-        why = f"TFLM timed out after {timeout:.0f} s"
+        text, code = (err.decode(errors="replace") if isinstance(err, bytes) else err), -1
+        why = f"TFLM did not finish within {timeout:.0f} s"
     done, seen = start, []
     for line in text.splitlines():
         if not line.startswith(_MARK):
@@ -149,8 +170,13 @@ def _run_child(manifest: str, start: int, timeout: float, results: list) -> tupl
         k = int(parts[1])
         results[k] = _parse(parts[2], parts[3] if len(parts) > 3 else "", seen)
         done, seen = k + 1, []
+    if done >= len(results):
+        return done
     last = next((ln.strip() for ln in reversed(seen) if ln.strip()), "")
-    return done, f"{why}: {last}" if last else why
+    why = f"{why}: {last}" if last else why
+    stop = done + 1 if code < 0 else len(results)
+    results[done:stop] = [(None, why)] * (stop - done)
+    return stop
 
 
 def _parse(status: str, rest: str, lines: list[str]) -> tuple[Optional[int], str]:
@@ -174,7 +200,7 @@ def _learned(entry: OneOpModel, measured: tuple[Optional[int], str]) -> ScratchP
     return ScratchProbe((extra,) if extra else ())
 
 
-def probe_kernel_scratch(model: Model, timeout: float = CHILD_TIMEOUT) -> dict[tuple[int, int], ScratchProbe]:
+def probe_kernel_scratch(model: Model, timeout: float = PROBE_TIMEOUT) -> dict[tuple[int, int], ScratchProbe]:
     """What TFLM requests as scratch at each op the planner does not know, by (subgraph, op index)."""
     entries = distinct_one_op_models(model)
     runnable = [e for e in entries if not e.error]
@@ -182,10 +208,11 @@ def probe_kernel_scratch(model: Model, timeout: float = CHILD_TIMEOUT) -> dict[t
         for e in runnable:
             e.error = "the TFLM host interpreter (tflite-micro) is not installed"
         runnable = []
-    measured = measure_heads([(e.data, e.arena) for e in runnable], timeout)
+    heads = measure_heads([(e.data, e.arena) for e in runnable], timeout)
+    measured = {id(e): h for e, h in zip(runnable, heads)}
     out: dict[tuple[int, int], ScratchProbe] = {}
     for e in entries:
-        probe = (_learned(e, measured[runnable.index(e)]) if not e.error
+        probe = (_learned(e, measured[id(e)]) if not e.error
                  else ScratchProbe((), f"{e.op_type}: {e.error}; assumed no scratch"))
         for key in e.ops:
             out[key] = probe
@@ -214,35 +241,3 @@ def scratch_notes(model: Model) -> list[str]:
         else:
             notes[op.type] = f"{op.type}: {sum(p.requests)} B scratch measured in TFLM"
     return list(notes.values())
-
-
-def _child(manifest: str, start: int) -> int:
-    """Allocate each model in TFLM; after its allocation report (C code, on stderr) print a marker
-    line saying whether it worked (also on stderr, so the two stay in order)."""
-    import ctypes
-    import gc
-
-    from tflite_micro.python.tflite_micro import runtime as tflm
-
-    libc = ctypes.CDLL(None)
-    with open(manifest) as f:
-        entries = json.load(f)
-    for k in range(start, len(entries)):
-        path, arena = entries[k]
-        with open(path, "rb") as f:
-            data = f.read()
-        try:
-            it = tflm.Interpreter.from_bytes(data, arena_size=arena)  # allocates in the constructor
-            it.print_allocations()
-            status = "ok"
-            del it
-        except Exception as e:  # TFLM refused the model: say why, go on with the next one
-            status = "error " + ((str(e).strip().splitlines() or [type(e).__name__])[-1])
-        libc.fflush(None)
-        os.write(2, f"\n{_MARK} {k} {status}\n".encode())
-        gc.collect()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], int(sys.argv[2])))
