@@ -93,10 +93,11 @@ class Candidate:
     pareto: tuple[ParetoEntry, ...] = ()
     schedule: Optional["Schedule"] = None
     plan: Optional["PlanReport"] = None
+    label: str = ""  # the variant's name, if not its passes
 
     @property
     def variant(self) -> str:
-        return ",".join(self.passes) or "none"
+        return self.label or ",".join(self.passes) or "none"
 
     @property
     def needs_custom_kernel(self) -> bool:
@@ -294,48 +295,58 @@ def fallback_chain(passes: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Checked,
                 opts: Options) -> tuple[Checked, Guard]:
-    """Keep the first model along the fallback chain whose head and total are each <= the
-    input's; the input itself when none is."""
+    """Keep the requested model if its head and total are each <= the input's; else the best
+    such model along the fallback chain (on the search's objective); else the input itself."""
     base = input_arena(src, ref)
-    attempts: list[Attempt] = []
-    checked: Optional[Checked] = first
-    for passes in fallback_chain(opts.passes):
-        if checked is None:
-            opts.say(f"never worse: trying {','.join(passes) or 'none'} ...")
-            checked = verify(src, transform(model, passes, opts), ref, opts)
-        ok, note = _acceptable(checked, base)
-        attempts.append(Attempt(checked.candidate.variant, checked.arena.head, checked.arena.total,
-                                checked.arena.measured, checked.verified, ok, note))
-        if ok:
-            return checked, _guard(base, attempts)
-        checked = None
+    attempts = [_attempt(first, base)]
+    if attempts[0].accepted:
+        return first, _guard(base, attempts, first)
+    accepted: list[Checked] = []
+    for passes in fallback_chain(opts.passes)[1:]:
+        opts.say(f"never worse: trying {','.join(passes) or 'none'} ...")
+        checked = verify(src, transform(model, passes, opts), ref, opts)
+        attempts.append(_attempt(checked, base))
+        if attempts[-1].accepted:
+            accepted.append(checked)
+    if accepted:  # min() keeps the earliest of equals: the one with more passes, as asked
+        best = min(accepted, key=lambda c: _rank(c.arena, opts.objective))
+        return best, _guard(base, attempts, best)
     kept = as_given(src, base)
-    attempts.append(Attempt(INPUT_VARIANT, base.head, base.total, base.measured, kept.verified, True,
+    attempts.append(Attempt(kept.candidate.variant, base.head, base.total, base.measured, kept.verified, True,
                             "the input bytes as given"))
-    return kept, _guard(base, attempts)
+    return kept, _guard(base, attempts, kept)
+
+
+def _rank(a: Arena, objective: str) -> tuple[int, int]:
+    return (a.head, a.total) if objective == "head" else (a.total, a.head)
 
 
 def as_given(src: Source, base: Arena) -> Checked:
     """The input itself, unchanged: never worse than the input by construction, and its
     outputs are the reference's (verified, if verification is on, without another run)."""
-    return Checked(Candidate((), src.model, src.data), True if base.measured else None, None, base)
+    return Checked(Candidate((), src.model, src.data, label=INPUT_VARIANT), True if base.measured else None, None,
+                   base)
 
 
-def _acceptable(c: Checked, base: Arena) -> tuple[bool, str]:
+def _attempt(c: Checked, base: Arena) -> Attempt:
+    """The guard's verdict on one candidate: outputs equal, head and total each <= the input's."""
     basis = "TFLM measured" if c.arena.measured else "predicted"
+    note = f"{basis} head and total <= the input's"
     if c.verified is False:
-        return False, "outputs differ from the input's"
-    if c.arena.head > base.head:
-        return False, f"{basis} head {c.arena.head:,} B > the input's {base.head:,} B"
-    if c.arena.total > base.total:
-        return False, f"{basis} total {c.arena.total:,} B > the input's {base.total:,} B"
-    return True, f"{basis} head and total <= the input's"
+        note = "outputs differ from the input's"
+    elif c.arena.head > base.head:
+        note = f"{basis} head {c.arena.head:,} B > the input's {base.head:,} B"
+    elif c.arena.total > base.total:
+        note = f"{basis} total {c.arena.total:,} B > the input's {base.total:,} B"
+    ok = c.verified is not False and c.arena.within(base)
+    return Attempt(c.candidate.variant, c.arena.head, c.arena.total, c.arena.measured, c.verified, ok, note)
 
 
-def _guard(base: Arena, attempts: list[Attempt]) -> Guard:
-    kept = attempts[-1].variant
-    fallback = None if len(attempts) == 1 else Fallback(attempts[0].variant, kept, attempts[0].note)
-    return Guard(base.measured, base.head, base.total, kept, attempts, fallback)
+def _guard(base: Arena, attempts: list[Attempt], kept: Checked) -> Guard:
+    variant, first = kept.candidate.variant, attempts[0]
+    why = f"{first.note}; kept {variant}: head {kept.arena.head:,} B, total {kept.arena.total:,} B"
+    fallback = None if first.accepted else Fallback(first.variant, variant, why)
+    return Guard(base.measured, base.head, base.total, variant, attempts, fallback)
 
 
 def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunResult"], opts: Options,
