@@ -9,10 +9,15 @@ import argparse
 import json
 import os
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .errors import FdtError, VerificationError
 from .tiling import OBJECTIVES
+
+if TYPE_CHECKING:
+    from .api import Result
+    from .firmware.emit import EmitResult
+    from .ir.graph import Model
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -108,38 +113,61 @@ def default_output(path: str) -> str:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .api import optimize
+    from .io.atomic import refuse_overwrite, write_all
     out = args.output or default_output(args.model)
-    if os.path.exists(out) and os.path.exists(args.model) and os.path.samefile(out, args.model):
-        raise FdtError(f"{out}: refusing to overwrite the input model; choose another -o")
+    report_path = args.json if args.json and args.json != "-" else None
+    refuse_overwrite([p for p in (out, report_path, args.plot) if p], [args.model])  # before the long run
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
                    allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
                    objective=args.objective, search_budget=args.search_budget)
-    res.save(out)
-    if getattr(args, "emit_c", None):
-        from .firmware.cli import emit_from_result
-        emit_from_result(res, args)
-    if args.plot:
-        res.plot(args.plot)
+    if res.verified is False:
+        raise VerificationError("refusing to write a model that failed verification")
+    files, emitted = _staged_outputs(res, args, out, report_path)
+    write_all(files, protect=[args.model], make_dirs=[args.emit_c] if getattr(args, "emit_c", None) else [])
     if args.json == "-":
         print(res.to_json())
-    else:
-        if args.json:
-            from .api import atomic_write
-            atomic_write(args.json, (res.to_json() + "\n").encode())
-        print(res.summary())
-        print(f"  wrote {out}")
+        return EXIT_OK
+    print(res.summary())
+    print(f"  wrote {out}")
+    if emitted is not None:
+        from .firmware.cli import print_emitted
+        print_emitted(emitted, args, args.emit_c)
     return EXIT_OK
+
+
+def _staged_outputs(res: "Result", args: argparse.Namespace, out: str,
+                    report_path: Optional[str]) -> tuple[dict[str, bytes], Optional["EmitResult"]]:
+    """Every file ``optimize`` writes, as {path: bytes}: nothing is written until all exist."""
+    import tempfile
+    files: dict[str, bytes] = {out: res.data}
+    emitted = None
+    with tempfile.TemporaryDirectory(prefix="fdt_tflm_") as scratch:
+        if getattr(args, "emit_c", None):
+            from .firmware.cli import stage_emit
+            emitted, c_files = stage_emit(res, args, os.path.join(scratch, "c"))
+            files.update(c_files)
+        if args.plot:
+            png = os.path.join(scratch, "plot" + (os.path.splitext(args.plot)[1] or ".png"))
+            res.plot(png)
+            with open(png, "rb") as f:
+                files[args.plot] = f.read()
+    if report_path:
+        files[report_path] = (res.to_json() + "\n").encode()
+    return files, emitted
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .io import load_bytes, read_model
     from .verify import compare_models, runtime_available
+    ma, mb = read_model(args.a), read_model(args.b)  # one-line errors that name the file
     a, b = load_bytes(args.a), load_bytes(args.b)
-    ma = read_model(a)
-    read_model(b)  # a clear error for a bad second file
     if not runtime_available("tflm"):
         raise FdtError("verify needs the TFLM host interpreter: pip install 'fdt-tflm[verify]'")
     cmp = compare_models(ma, a, b, n_samples=args.samples)
+    if not cmp.tflm.ran_a:
+        raise FdtError(f"{args.a}: TFLM cannot run this model: {cmp.tflm.note}")
+    if not cmp.tflm.ran_b:
+        _check_runs(b, mb, args.b)  # bad input (exit 2) unless it runs on inputs of its own shape
     if args.json:
         print(json.dumps(cmp.to_dict(), indent=2))
     else:
@@ -150,6 +178,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 if r is not None and r.head is not None:
                     print(f"        {tag}: arena head {r.head:,} B, tail {r.tail:,} B, total {r.total:,} B")
     return EXIT_OK if cmp.ok else EXIT_MISMATCH
+
+
+def _check_runs(data: bytes, model: "Model", path: str) -> None:
+    """B failed on A's inputs: a model TFLM cannot run at all is bad input, not a difference."""
+    from .verify import make_inputs, run
+    own = run(data, make_inputs(model, 1))
+    if not own.ok:
+        raise FdtError(f"{path}: TFLM cannot run this model: {own.error}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -173,6 +209,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("fdt-tflm: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("fdt-tflm: error: out of memory: the model needs more than this process may allocate", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:  # a bug of ours: still one line, unless debugging

@@ -1,7 +1,8 @@
 """Command-line glue for firmware emission (used by ``fdt_tflm/cli.py``).
 
 - ``add_emit_arguments(parser)``: ``--emit-c DIR --prefix --kernels --target-ram
-  --target-flash --part`` for ``optimize``; ``emit_from_result(result, args)`` runs them.
+  --target-flash --part`` for ``optimize``; ``stage_emit(result, args, scratch)`` runs them
+  into a scratch folder, ``optimize`` writes them with its other outputs (all or nothing).
 - ``add_firmware_parser(subparsers, optimize_fn)``: the ``firmware MODEL --target
   stm32|nrf -o DIR`` subcommand; ``optimize_fn(model_path, args)`` returns an
   ``api.Result`` (or None to use the model as it is, with ``--no-optimize``).
@@ -53,14 +54,17 @@ def arena_from_result(result: Any) -> Optional[ArenaInfo]:
                      temp_peak=need - tail if need > head + tail else 0)
 
 
-def emit_from_result(result: Any, args: argparse.Namespace, out_dir: Optional[str] = None) -> EmitResult:
-    """Run ``--emit-c`` for an optimisation result and print where the files went."""
-    out = out_dir or args.emit_c
-    res = emit_c(result.data, out, prefix=args.prefix, arena=arena_from_result(result), kernels=args.kernels,
+def stage_emit(result: Any, args: argparse.Namespace, scratch: str) -> tuple[EmitResult, dict[str, bytes]]:
+    """``--emit-c`` into the ``scratch`` folder: the result and {path under --emit-c: bytes},
+    for the caller to write together with its other outputs (all or nothing)."""
+    res = emit_c(result.data, scratch, prefix=args.prefix, arena=arena_from_result(result), kernels=args.kernels,
                  original_bytes=getattr(result, "original", None) or None)
+    return res, {os.path.join(args.emit_c, f.name): f.read_bytes() for f in res.files}
+
+
+def print_emitted(res: EmitResult, args: argparse.Namespace, out: str) -> None:
     print(f"  wrote {', '.join(os.path.basename(str(f)) for f in res.files)} to {out}")
     _print_arena(res, args)
-    return res
 
 
 def _print_arena(res: EmitResult, args: argparse.Namespace) -> None:
@@ -109,7 +113,7 @@ def cmd_firmware(args: argparse.Namespace, optimize_fn: Optional[Callable[[str, 
         arena = arena_from_result(result)
     ram, flash = _sizes(args)
     inst = instantiate(args.target, args.output, data, arena=arena, prefix=args.prefix, kernels=args.kernels,
-                       part=args.part, original_bytes=original, ram=ram, flash=flash)
+                       part=args.part, original_bytes=original, ram=ram, flash=flash, protect=[args.model])
     print(f"fdt-tflm: {args.target} project for {inst.part} in {inst.out_dir}")
     _print_arena(inst.emitted, argparse.Namespace(**{**vars(args), "part": inst.part}))
     print("  build:\n    " + inst.build_steps.strip().replace("\n", "\n    "))

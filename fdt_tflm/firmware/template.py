@@ -16,9 +16,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from ..errors import FdtError
+from ..io.atomic import build_dir
 from .emit import ArenaInfo, EmitResult, check_prefix, emit_c
 from .targets import fit_report, get_part
 
@@ -96,33 +97,51 @@ def _part_for(target: str, part: Optional[str]) -> str:
     return name
 
 
+PROJECT_MARK = Path("generated") / "fdt_app_config.h"  # every project we write has it
+
+
 def instantiate(target: str, out_dir: Union[str, os.PathLike], model_bytes: bytes,
                 arena: Optional[ArenaInfo] = None, prefix: str = "fdt", kernels: str = "reference",
                 part: Optional[str] = None, original_bytes: Optional[bytes] = None,
-                ram: Optional[int] = None, flash: Optional[int] = None) -> Instance:
-    """Copy the ``target`` ("stm32" | "nrf") template to ``out_dir`` and generate the model
-    sources into ``out_dir/generated``.  Existing template files in ``out_dir`` are
-    overwritten; ``generated/`` is rewritten.  ``arena`` is measured when not given."""
+                ram: Optional[int] = None, flash: Optional[int] = None,
+                protect: Sequence[Union[str, os.PathLike]] = ()) -> Instance:
+    """Write a ``target`` ("stm32" | "nrf") project for the model to ``out_dir``, whole or not
+    at all: it is built in a temp folder beside ``out_dir`` and renamed into place.  An
+    earlier project there is replaced (its build/ folder and files the user added are kept);
+    any other non-empty folder is refused.  ``arena`` is measured when not given;
+    ``protect``: inputs that must not be replaced."""
     check_prefix(prefix)
     part_name = _part_for(target, part)
-    root = template_root()
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FdtError(f"{out} exists and is not a directory")
-    try:
-        shutil.copytree(root / target, out, ignore=_IGNORE, dirs_exist_ok=True)
-        shutil.copytree(root / "common", out / "common", ignore=_IGNORE, dirs_exist_ok=True)
-        if (root / "fdt_kernels").is_dir():
-            shutil.copytree(root / "fdt_kernels", out / "fdt_kernels", ignore=_IGNORE, dirs_exist_ok=True)
-        gen = out / "generated"
-        if gen.exists():
-            shutil.rmtree(gen)
-    except OSError as e:
-        raise FdtError(f"cannot write the firmware project to {out}: {e.strerror or e}") from None
-    arch = "dsp"  # every supported part (M4F, M7, M33) has the DSP extension
-    emitted = emit_c(model_bytes, gen, prefix=prefix, arena=arena, kernels=kernels, arch=arch,
-                     original_bytes=original_bytes)
+    if out.is_dir() and any(out.iterdir()) and not (out / PROJECT_MARK).is_file():
+        raise FdtError(f"{out} exists and is not an fdt-tflm project; choose a new or empty folder")
     steps = _build_steps(target, part_name, kernels)
+
+    def build(tmp: Path) -> EmitResult:
+        _copy_template(target, tmp)
+        emitted = emit_c(model_bytes, tmp / "generated", prefix=prefix, arena=arena, kernels=kernels, arch="dsp",
+                         original_bytes=original_bytes)  # every supported part (M4F, M7, M33) has DSP
+        _write_generated(tmp, target, part_name, prefix, kernels, steps)
+        return emitted
+
+    emitted = build_dir(out, build, protect=protect, fresh=("generated",))
+    emitted.files = [out / "generated" / f.name for f in emitted.files]
+    fit = fit_report(emitted.arena_size, len(model_bytes), part_name, ram, flash)
+    return Instance(target, part_name, out, emitted, fit, steps)
+
+
+def _copy_template(target: str, dest: Path) -> None:
+    root = template_root()
+    try:
+        shutil.copytree(root / target, dest, ignore=_IGNORE, dirs_exist_ok=True)
+        shutil.copytree(root / "common", dest / "common", ignore=_IGNORE, dirs_exist_ok=True)
+        if (root / "fdt_kernels").is_dir():
+            shutil.copytree(root / "fdt_kernels", dest / "fdt_kernels", ignore=_IGNORE, dirs_exist_ok=True)
+    except OSError as e:
+        raise FdtError(f"cannot write the firmware project: {e.strerror or e}") from None
+
+
+def _write_generated(root: Path, target: str, part_name: str, prefix: str, kernels: str, steps: str) -> None:
     extra = {"fdt_app_config.h": app_config_header(prefix), "BUILD.txt": steps}
     if target == "stm32":
         extra["fdt_project.cmake"] = (
@@ -131,9 +150,7 @@ def instantiate(target: str, out_dir: Union[str, os.PathLike], model_bytes: byte
             f'set(FDT_KERNELS "{kernels}" CACHE STRING "TFLM kernels: reference or cmsis-nn")\n'
         )
     elif kernels == "cmsis-nn":
-        with open(out / "prj.conf", "a", encoding="ascii", newline="\n") as f:
+        with open(root / "prj.conf", "a", encoding="ascii", newline="\n") as f:
             f.write("\n# Added by fdt-tflm --kernels cmsis-nn\nCONFIG_TENSORFLOW_LITE_MICRO_CMSIS_NN_KERNELS=y\n")
     for name, text in extra.items():
-        (gen / name).write_text(text, encoding="ascii", newline="\n")
-    fit = fit_report(emitted.arena_size, len(model_bytes), part_name, ram, flash)
-    return Instance(target, part_name, out, emitted, fit, steps)
+        (root / "generated" / name).write_text(text, encoding="ascii", newline="\n")

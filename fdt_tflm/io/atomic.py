@@ -220,7 +220,11 @@ def _swap_in(new: Path, out: Path, fresh: Sequence[str]) -> None:
         os.rename(old / "d", out)
         os.rmdir(old)
         raise
-    _carry_over(old / "d", out, fresh)
+    try:
+        _carry_over(old / "d", out, fresh)
+    except OSError:
+        raise FdtError(f"wrote {out}, but not all of what it held before could be moved into it: "
+                       f"the rest is in {old / 'd'}") from None
     shutil.rmtree(old, ignore_errors=True)
 
 
