@@ -90,9 +90,8 @@ def test_signal_ops_without_requests_learn_zero_and_builtins_are_not_probed():
     assert by_type["SignalEnergy"] == ScratchProbe(())
     assert by_type["SignalRfft"] == ScratchProbe((1024,))
     assert by_type["CAST"] is None and by_type["MAXIMUM"] is None  # builtins the table knows
-    assert scratch_notes(learned) == ["SignalWindow: 0 B scratch measured in TFLM",
-                                      "SignalRfft: 1024 B scratch measured in TFLM",
-                                      "SignalEnergy: 0 B scratch measured in TFLM"]
+    assert scratch_notes(learned) == ["SignalRfft: 1,024 B scratch measured in TFLM",
+                                      "no scratch measured in TFLM: SignalWindow, SignalEnergy"]
 
 
 def test_op_tflm_cannot_run_falls_back_and_says_so():

@@ -229,15 +229,19 @@ def learn_kernel_scratch(model: Model) -> Model:
 
 
 def scratch_notes(model: Model) -> list[str]:
-    """One line per probed op type of subgraph 0: what was learned, or why today's assumption
-    (no scratch) was kept."""
-    notes: dict[str, str] = {}
+    """What probing told about subgraph 0, per op type: the scratch learned, the types that
+    request none (one line), and each type TFLM could not run alone (no scratch assumed)."""
+    learned: dict[str, int] = {}
+    failed: dict[str, str] = {}
     for op in model.main.operators:
         p = op.learned_scratch
-        if p is None or op.type in notes:
-            continue
-        if p.error:
-            notes[op.type] = p.error
-        else:
-            notes[op.type] = f"{op.type}: {sum(p.requests)} B scratch measured in TFLM"
-    return list(notes.values())
+        if p is not None and op.type not in learned and op.type not in failed:
+            if p.error:
+                failed[op.type] = p.error
+            else:
+                learned[op.type] = sum(p.requests)
+    notes = [f"{t}: {b:,} B scratch measured in TFLM" for t, b in learned.items() if b]
+    none = [t for t, b in learned.items() if not b]
+    if none:
+        notes.append(f"no scratch measured in TFLM: {', '.join(none)}")
+    return notes + list(failed.values())
