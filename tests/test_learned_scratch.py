@@ -58,6 +58,7 @@ def test_rfft_scratch_is_what_the_kernel_source_requests():
     assert [rfft_scratch_bytes(n) for n in (64, 256, 512)] == [128, 512, 1024]
     assert all(p.error == "" for p in got)
     assert [scratch_requests(op) for op in learned.main.operators] == [[128], [512], [1024], [128]]
+    assert scratch_notes(learned) == ["SignalRfft: 128 B, 512 B, 1,024 B scratch measured in TFLM"]
 
 
 def test_probe_equals_tflm_head_of_the_one_op_model():
@@ -226,3 +227,19 @@ def test_the_time_budget_bounds_all_children():
     assert time.perf_counter() - t0 < 5
     assert heads[0][0] is None and "did not finish within" in heads[0][1]
     assert all(h is None and "budget was spent" in why for h, why in heads[1:])
+
+
+def test_a_kernel_with_several_requests_is_learned_as_their_aligned_sum():
+    """reduce_common.cc, int8 MEAN of [1, 4, 4, 8] over axes (1, 2): an int32 accumulator per
+    output element (32 B), one int per input dimension (16 B), one per axis (8 B -> 16 B aligned)."""
+    from fdt_tflm.ir.builder import options, quant
+    b = GraphBuilder()
+    x = b.tensor("x", [1, 4, 4, 8], "INT8", quant(0.1, 0))
+    y = b.tensor("y", [1, 1, 1, 8], "INT8", quant(0.1, 0))
+    b.sg.inputs, b.sg.outputs = [x], [y]
+    b.op("MEAN", [x, b.const("axes", np.array([1, 2], np.int32))], [y], options("MEAN", KeepDims=True))
+    op = b.model.main.operators[0]
+    assert [align(r) for r in scratch_requests(op)] == [32, 16, 16]
+    entry, = distinct_one_op_models(b.model, wanted=lambda o: True)
+    (head, why), = measure_heads([(entry.data, entry.arena)])
+    assert head - entry.predicted_head == 64, why

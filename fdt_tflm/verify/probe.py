@@ -11,7 +11,8 @@ let TFLM allocate it and take
 
 In a one-op graph every buffer is alive at the same step, so the difference is all the
 op's scratch requests, each 16-aligned.  It is kept as one request: exact for kernels
-that make one request, a contiguous upper bound for kernels that make several.
+that make one request; for kernels that make several, TFLM's first fit packs them into
+the first gap that holds their sum (or lower), so the prediction is an upper bound.
 
 One child process (:mod:`._probe_child`) allocates the one-op models of a whole model
 (the allocation report is printed by C code, and a bad model can abort the runtime; the
@@ -229,19 +230,21 @@ def learn_kernel_scratch(model: Model) -> Model:
 
 
 def scratch_notes(model: Model) -> list[str]:
-    """What probing told about subgraph 0, per op type: the scratch learned, the types that
-    request none (one line), and each type TFLM could not run alone (no scratch assumed)."""
-    learned: dict[str, int] = {}
+    """What probing told about subgraph 0, per op type: the scratch learned (each distinct
+    size), the types that request none (one line), and why a type got no probe result."""
+    learned: dict[str, list[int]] = {}
     failed: dict[str, str] = {}
     for op in model.main.operators:
         p = op.learned_scratch
-        if p is not None and op.type not in learned and op.type not in failed:
-            if p.error:
-                failed[op.type] = p.error
-            else:
-                learned[op.type] = sum(p.requests)
-    notes = [f"{t}: {b:,} B scratch measured in TFLM" for t, b in learned.items() if b]
-    none = [t for t, b in learned.items() if not b]
+        if p is None:
+            continue
+        if p.error:
+            failed.setdefault(op.type, p.error)
+        elif sum(p.requests) not in learned.setdefault(op.type, []):
+            learned[op.type].append(sum(p.requests))
+    notes = [f"{t}: {', '.join(f'{b:,} B' for b in sizes if b)} scratch measured in TFLM"
+             for t, sizes in learned.items() if any(sizes)]
+    none = [t for t, sizes in learned.items() if not any(sizes)]
     if none:
         notes.append(f"no scratch measured in TFLM: {', '.join(none)}")
     return notes + list(failed.values())
