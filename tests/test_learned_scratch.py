@@ -91,6 +91,7 @@ def test_signal_ops_without_requests_learn_zero_and_builtins_are_not_probed():
     assert by_type["SignalEnergy"] == ScratchProbe(())
     assert by_type["SignalRfft"] == ScratchProbe((1024,))
     assert by_type["CAST"] is None and by_type["MAXIMUM"] is None  # builtins the table knows
+    assert distinct_one_op_models(learned) == []  # learning again probes nothing
     assert scratch_notes(learned) == ["SignalRfft: 1,024 B scratch measured in TFLM",
                                       "no scratch measured in TFLM: SignalWindow, SignalEnergy"]
 

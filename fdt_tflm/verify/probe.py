@@ -76,12 +76,13 @@ def one_op_model(op: Operator) -> Model:
 
 
 def _unknown(op: Operator) -> bool:
-    return not is_known(op)
+    """Scratch neither in the table nor learned yet (a learned op keeps its result through copies)."""
+    return not is_known(op) and op.learned_scratch is None
 
 
 def distinct_one_op_models(model: Model, wanted: Callable[[Operator], bool] = _unknown) -> list[OneOpModel]:
     """One :class:`OneOpModel` per distinct signature among the ``wanted`` ops (default: those
-    whose scratch the planner does not know)."""
+    whose scratch the planner does not know and no probe has measured yet)."""
     from ..io.writer import write_model
 
     by_bytes: dict[bytes, OneOpModel] = {}
