@@ -8,7 +8,6 @@ passes, down to the input itself, and the report says what happened.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -177,9 +176,10 @@ def reference_run(src: Source, opts: Options) -> Optional["RunResult"]:
 
 
 def learn_scratch(model: Model, opts: Options) -> Model:
-    """Ask TFLM what scratch the input's kernels request (fdt_tflm.verify.probe, when present),
-    so that the planner reserves it instead of assuming zero.  Needs TFLM: verification on."""
-    if not opts.verify or importlib.util.find_spec("fdt_tflm.verify.probe") is None:
+    """Ask TFLM what scratch the kernels no table of ours knows request (one-op runs, no child
+    process when every op is known), so that the planner reserves it instead of assuming
+    zero.  Needs TFLM: only with verification on."""
+    if not opts.verify:
         return model
     from .verify.probe import learn_kernel_scratch
     return learn_kernel_scratch(model)
@@ -187,8 +187,6 @@ def learn_scratch(model: Model, opts: Options) -> Model:
 
 def scratch_notes(model: Model) -> list[str]:
     """What TFLM was probed for, one line per op type of unknown scratch (none if not probed)."""
-    if not any(getattr(op, "learned_scratch", None) is not None for op in model.main.operators):
-        return []
     from .verify.probe import scratch_notes as notes
     return notes(model)
 
@@ -211,7 +209,7 @@ def read_back(model: Model, data: bytes) -> Model:
     back = read_model(data)
     for sg, sg_back in zip(model.subgraphs, back.subgraphs):
         for op, op_back in zip(sg.operators, sg_back.operators):
-            if getattr(op, "learned_scratch", None) is not None:
+            if op.learned_scratch is not None:
                 op_back.learned_scratch = op.learned_scratch
     return back
 
