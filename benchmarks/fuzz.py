@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from fdt_tflm.errors import FdtError  # noqa: E402
 
-SEED_DIRS = (REPO / "models", REPO.parent / "shared" / "models")
+SEED_DIRS = (REPO / "models", Path(os.environ.get("FDT_SHARED_MODELS", REPO.parent / "shared" / "models")))
 MEMORY_LIMIT = 4_000_000 * 1024  # bytes of address space, as `ulimit -v 4000000`
 READER_TIME_LIMIT = 10.0  # seconds per file through read + inspect + write
 OPTIMIZE_TIME_LIMIT = 300.0  # seconds per file through the whole optimize CLI
@@ -549,7 +549,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         Path(a.dump[2]).write_bytes(data)
         print(desc)
         return 0
-    res: dict = {"seed": a.seed, "command": " ".join(["python", "benchmarks/fuzz.py", *argv])}
+    res: dict = {"seed": a.seed, "command": " ".join(["python", "benchmarks/fuzz.py", *argv]),
+                 "seeds": [s.name for s in load_seeds()], "memory_limit_bytes": MEMORY_LIMIT}
     t0 = time.perf_counter()
     if not a.no_hostile:
         res["hostile"] = run_hostile()
