@@ -229,8 +229,8 @@ def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tup
     sr = search(model, max_overhead=opts.max_overhead, time_budget=budget, **kw)
     if zero is not None and score(zero.final, opts.objective) <= score(sr.final, opts.objective):
         sr = zero
-    return sr.model, tuple(_path_entry(p) for p in sr.paths), tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct,
-                                                                                p.n_paths) for p in sr.pareto)
+    pareto = tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct, p.n_paths) for p in sr.pareto)
+    return sr.model, tuple(_path_entry(p) for p in sr.paths), pareto
 
 
 def memory_passes(model: Model, passes: tuple[str, ...],
@@ -350,33 +350,46 @@ def _guard(base: Arena, attempts: list[Attempt], kept: Checked) -> Guard:
 def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunResult"], opts: Options,
                  learned: list[str], seconds: float) -> Report:
     """The typed report, built once from the kept model and the measurements."""
-    cand, plan, sched = kept.candidate, kept.candidate.plan, kept.candidate.schedule
-    orig, info = summary(src.model), summary(cand.model)
+    cand = kept.candidate
     orig_macs, macs = graph_macs(src.model.main), graph_macs(cand.model.main)
-    with_totals = kept.verified is not None  # verification off: the old report had no totals
-    inp = input_arena(src, ref) if ref is not None else None
     return Report(
         model=src.label, passes=list(cand.passes), requested_passes=list(opts.passes), objective=opts.objective,
-        max_overhead_pct=opts.max_overhead,
-        original_arena_bytes=inp.head if inp else orig["tflm_default_arena_bytes"],
-        original_total_arena_bytes=inp.total if inp else None,
-        original_peak_live_bytes=orig["peak_live_bytes"], original_macs=orig_macs,
-        original_operators=orig["operators"],
-        arena_bytes=kept.arena.head if with_totals else info["predicted_head_bytes"],
-        total_arena_bytes=kept.arena.total if with_totals else None,
-        tail_bytes=kept.arena.tail if with_totals else None,
-        predicted_arena_bytes=info["predicted_head_bytes"],
-        planned_bytes=plan.planned_bytes if plan else info["predicted_head_bytes"],
-        peak_live_bytes=plan.peak_live_bytes if plan else peak_live(lifetimes(cand.model.main)),
-        optimal=bool(plan.optimal) if plan else False,
-        optimality_gap=float(plan.gap) if plan else None,
-        solve_seconds=round(float(plan.solve_seconds), 3) if plan else 0.0,
-        schedule_optimal=bool(sched.optimal) if sched is not None else None,
+        max_overhead_pct=opts.max_overhead, **_input_facts(src, ref), original_macs=orig_macs,
+        **_arena_facts(kept), **_plan_facts(cand),
         macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
-        operators=info["operators"], paths=list(cand.paths), pareto=list(cand.pareto),
-        needs_custom_kernel=cand.needs_custom_kernel, measured=kept.arena.measured and with_totals,
-        verified=kept.verified,
-        verification=kept.verification, learned_scratch=learned, guard=guard, seconds=round(seconds, 3))
+        operators=len(cand.model.main.operators), paths=list(cand.paths), pareto=list(cand.pareto),
+        needs_custom_kernel=cand.needs_custom_kernel, verified=kept.verified, verification=kept.verification,
+        learned_scratch=learned, guard=guard, seconds=round(seconds, 3))
+
+
+def _input_facts(src: Source, ref: Optional["RunResult"]) -> dict:
+    """The input's head and total: TFLM's, or (verification off) TFLM's greedy plan predicted."""
+    info = summary(src.model)
+    measured = input_arena(src, ref) if ref is not None else None
+    return {"original_arena_bytes": measured.head if measured else info["tflm_default_arena_bytes"],
+            "original_total_arena_bytes": measured.total if measured else None,
+            "original_peak_live_bytes": info["peak_live_bytes"], "original_operators": info["operators"]}
+
+
+def _arena_facts(kept: Checked) -> dict:
+    """The written model's arena; without verification only the predicted head (no totals)."""
+    predicted = predicted_head(kept.candidate.model).head
+    checked = kept.verified is not None
+    return {"arena_bytes": kept.arena.head if checked else predicted,
+            "total_arena_bytes": kept.arena.total if checked else None,
+            "tail_bytes": kept.arena.tail if checked else None,
+            "predicted_arena_bytes": predicted, "measured": checked and kept.arena.measured}
+
+
+def _plan_facts(cand: Candidate) -> dict:
+    """What the plan and reorder passes said (neutral values where they did not run)."""
+    plan, sched = cand.plan, cand.schedule
+    return {"planned_bytes": plan.planned_bytes if plan else predicted_head(cand.model).head,
+            "peak_live_bytes": plan.peak_live_bytes if plan else peak_live(lifetimes(cand.model.main)),
+            "optimal": bool(plan.optimal) if plan else False,
+            "optimality_gap": float(plan.gap) if plan else None,
+            "solve_seconds": round(float(plan.solve_seconds), 3) if plan else 0.0,
+            "schedule_optimal": bool(sched.optimal) if sched is not None else None}
 
 
 def _path_entry(p) -> PathEntry:
