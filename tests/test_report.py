@@ -63,8 +63,7 @@ def test_real_reports_validate_against_the_schema(path: Path):
     _validator().validate(d)
     assert d == res.report.to_dict() and d["schema_version"] == 1
     # the report's numbers are TFLM's: an independent run of the written model agrees
-    run_out = run(res.data, make_inputs(res.model, 1))
-    assert run_out.ok and (d["arena_bytes"], d["total_arena_bytes"]) == (run_out.head, run_out.total)
+    assert (d["arena_bytes"], d["total_arena_bytes"]) == tflm_measure(res.data)
     assert d["measured"] is True and d["verified"] is True
     assert res.report["arena_bytes"] == res.report.arena_bytes  # the old dict-style access reads the field
 
@@ -95,3 +94,29 @@ def test_report_is_read_only():
         res.report["arena_bytes"] = 0
     with pytest.raises(KeyError):
         res.report["output"]
+
+
+def test_cli_reads_the_report_and_patches_nothing(tmp_path):
+    """``optimize --emit-c --json``: the JSON on disk is the schema's (no key added by the CLI,
+    such as the output path), and the arena header carries the report's TFLM head and tail."""
+    import subprocess
+    import sys
+    out, rep, emit = tmp_path / "kws.out.tflite", tmp_path / "kws.json", tmp_path / "emit"
+    emit.mkdir()
+    r = subprocess.run([sys.executable, "-m", "fdt_tflm", "optimize", str(PROJECT_MODELS / "kws.tflite"), "-o",
+                        str(out), "--passes", "reorder,plan", "--samples", "1", "--json", str(rep), "--emit-c",
+                        str(emit)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(rep.read_text())
+    _validator().validate(d)
+    assert f"wrote {out}" in r.stdout
+    header = (emit / "fdt_arena.h").read_text()
+    assert f"#define FDT_TENSOR_ARENA_HEAD {d['arena_bytes']}\n" in header
+    assert f"#define FDT_TENSOR_ARENA_TAIL {d['tail_bytes']}\n" in header
+    assert (d["arena_bytes"], d["total_arena_bytes"]) == tflm_measure(out.read_bytes())
+
+
+def tflm_measure(data: bytes) -> tuple[int, int]:
+    r = run(data, make_inputs(fdt_tflm.read_model(data), 1))
+    assert r.ok, r.error
+    return r.head, r.total
