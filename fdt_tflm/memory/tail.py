@@ -35,7 +35,7 @@ def unknown_ops(model: Model) -> list[str]:
 
 def predict_tail(model: Model, target: Target = HOST) -> int:
     """Bytes TFLM's persistent tail will use for ``model`` on ``target`` (default: the host build)."""
-    return replay(model, target, _UNBOUNDED, 0, lambda op: scratch_requests(op, target)).tail
+    return replay(model, target, _UNBOUNDED, 0, lambda op: scratch_requests(op, target), with_temps=False).tail
 
 
 def predict_total(model: Model, head: Optional[int] = None, target: Target = HOST) -> int:

@@ -204,5 +204,6 @@ _CORTEX_M_ONLY: dict[str, Layout] = {
 
 HOST64 = Abi("host64", {**_BOTH, **_HOST64_ONLY},
              ("RecordingSingleArenaBufferAllocator", "GreedyMemoryPlanner", "RecordingMicroAllocator"))
-CORTEX_M = Abi("cortex-m", {**_BOTH, **_CORTEX_M_ONLY}, ("SingleArenaBufferAllocator", "GreedyMemoryPlanner", "MicroAllocator"))
+CORTEX_M = Abi("cortex-m", {**_BOTH, **_CORTEX_M_ONLY},
+               ("SingleArenaBufferAllocator", "GreedyMemoryPlanner", "MicroAllocator"))
 ABI_TABLES: dict[str, Abi] = {"host64": HOST64, "cortex-m": CORTEX_M}

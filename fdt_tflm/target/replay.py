@@ -124,9 +124,9 @@ def _temp_slots(op: Operator, token: str) -> list[Optional[Tensor]]:
     return [group[i] if i < len(group) else None]
 
 
-def _prepare(arena: Arena, abi: Abi, op: Operator, kernel: Optional[Kernel]) -> None:
+def _prepare(arena: Arena, abi: Abi, op: Operator, kernel: Optional[Kernel], with_temps: bool) -> None:
     temps = kernel.temps if kernel is not None else ("*",)
-    for token in temps:
+    for token in temps if with_temps else ("P",):
         if token == "P":
             for b in (kernel.prepare(op) if kernel is not None else []):
                 if b > 0:
@@ -146,10 +146,11 @@ def planned_buffers(model: Model, n_scratch: int) -> int:
 
 
 def replay(model: Model, target: Target, size: int, head: int,
-           scratch: Callable[[Operator], list[int]]) -> Replay:
+           scratch: Callable[[Operator], list[int]], with_temps: bool = True) -> Replay:
     """Run the allocation sequence in an arena of ``size`` bytes; raises :class:`OutOfArena`
     where TFLM's AllocateTensors would fail.  ``head``: the planner's result (bytes);
-    ``scratch(op)``: the scratch requests of ``op``'s kernel."""
+    ``scratch(op)``: the scratch requests of ``op``'s kernel.  ``with_temps=False`` skips
+    the temporaries (they never change the tail; the search prices thousands of graphs)."""
     abi = ABI_TABLES[target.abi]
     a = Arena(size, 8 * abi["size_t"].size)
     for name in abi.fixed_objects:
@@ -168,11 +169,11 @@ def replay(model: Model, target: Target, size: int, head: int,
     req = abi["ScratchBufferRequest"]
     n_scratch = 0
     for op in ops:
-        _prepare(a, abi, op, kernel_of(op, target))
+        _prepare(a, abi, op, kernel_of(op, target), with_temps)
         n_scratch += len(scratch(op))
         a.reset_temp()
         a.resize_head(_up(0, req.align) + req.size * (n_scratch + MAX_SCRATCH_PER_OP))
-    _commit_plan(a, abi, model, n_scratch, head)
+    _commit_plan(a, abi, model, n_scratch, head, with_temps)
     _interpreter_tensors(a, abi, model)
     return Replay(a.tail_used, head, a.peak_temp)
 
@@ -190,19 +191,22 @@ def _start_model_allocation(a: Arena, abi: Abi, model: Model) -> None:
         a.persistent(nr.size * len(sg.operators), nr.align)
 
 
-def _commit_plan(a: Arena, abi: Abi, model: Model, n_scratch: int, head: int) -> None:
+def _commit_plan(a: Arena, abi: Abi, model: Model, n_scratch: int, head: int, with_temps: bool) -> None:
     """FinishModelAllocation: scratch handles, then CommitStaticMemoryPlan's temporaries."""
     if n_scratch:
         h = abi["ScratchBufferHandle"]
         a.persistent(h.size * n_scratch, h.align)
-    st = abi["size_t"]
-    a.temporary(st.size * len(model.subgraphs), st.align)
-    info = abi["AllocationInfo"]
-    a.temporary(info.size * (sum(len(sg.tensors) for sg in model.subgraphs) + n_scratch), info.align)
+    st, info = abi["size_t"], abi["AllocationInfo"]
+    if with_temps:
+        a.temporary(st.size * len(model.subgraphs), st.align)
+        a.temporary(info.size * (sum(len(sg.tensors) for sg in model.subgraphs) + n_scratch), info.align)
     for sg in model.subgraphs:  # AllocateVariables (online-planned variables)
         for t in sg.tensors:
             if t.is_variable:
                 a.persistent(t.nbytes, ARENA_ALIGN)
+    if not with_temps:
+        a.resize_head(head)
+        return
     remaining = a.available(ARENA_ALIGN)
     if remaining < 0:
         raise OutOfArena("planner arena")

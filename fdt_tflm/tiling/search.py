@@ -7,7 +7,11 @@ rewritten graph, apply the best one, and repeat until nothing improves.
 
 The default objective is TFLM's total arena (planned head + persistent tail): every op and
 tensor a rewrite adds costs tail bytes (node/registration and eval-tensor structs, kernel
-op data), so a split that saves less head than it adds tail is rejected.  The ``head``
+op data), so a split that saves less head than it adds tail is rejected.  The tail is
+priced as the target pays it (``target``, default :data:`SEARCH_TARGET`: a Cortex-M4 with
+TFLM's reference kernels, the firmware's default; its 32-bit structs make each added op
+and tensor cost about half of what the 64-bit host interpreter's do, so splits that pay off
+on the device are no longer rejected for the host's sake).  The ``head``
 objective minimises the planned head instead (the activation arena the paper reports, and
 what a target with a smaller tail than the 64-bit host mostly pays for), subject to the
 total never exceeding what reorder + plan alone give.  Candidates are ranked with a cheap
@@ -29,6 +33,7 @@ from ..memory.lifetimes import lifetimes, live_bytes_per_scope
 from ..memory.scheduler import best_order, op_bound, quick_order
 from ..memory.scratch import scratch_bytes, scratch_intervals
 from ..memory.tail import predict_tail
+from ..target import CORTEX_M4, Target
 from . import OBJECTIVES
 from .fdt import apply_fdt
 from .ffmt import Tiles, apply_ffmt, ffmt_candidates, tile_counts
@@ -52,6 +57,8 @@ LOOKAHEAD_DEPTH = 3  # rewrites applied together at most
 FFMT_CAP_SLACK = 4096
 FFMT_EXACT_PER_ROUND = 4
 FFMT_EXACT_TIME_S = 10.0
+# Whose tail the search prices: the default firmware target (emit-c / firmware size for it).
+SEARCH_TARGET: Target = CORTEX_M4
 
 
 # ---------------------------------------------------------------------------------------
@@ -72,7 +79,7 @@ class Estimate:
 
 
 def estimate(model: Model, exact: bool = False, time_limit: float = 1.0, keep_order: bool = False,
-             order_time_limit: Optional[float] = None) -> Estimate:
+             order_time_limit: Optional[float] = None, target: Target = SEARCH_TARGET) -> Estimate:
     """Arena estimate plus the predicted tail.  ``exact``: head after reordering (best order
     found in ``time_limit``) and offset planning, as the memory passes will do; ``keep_order``
     then also stores that order in ``model`` (which must be the caller's own);
@@ -89,7 +96,7 @@ def estimate(model: Model, exact: bool = False, time_limit: float = 1.0, keep_or
     share = shareable_pairs(sg, tensors)  # in-place RESHAPEs and accumulators, as the plan pass does
     head = int(plan_offsets(ivs, time_limit=time_limit, shareable=share).arena) if exact \
         else lower_bound(ivs, share)
-    return Estimate(head, predict_tail(model), exact)
+    return Estimate(head, predict_tail(model, target), exact)
 
 
 # ---------------------------------------------------------------------------------------
@@ -284,6 +291,7 @@ class _Search:
     orig_macs: int
     objective: str = "total"
     total_cap: Optional[int] = None
+    target: Target = SEARCH_TARGET
     t0: float = field(default_factory=time.perf_counter)
     tried: int = 0
     points: list[ParetoPoint] = field(default_factory=list)
@@ -330,10 +338,11 @@ class _Search:
             ffmt_head = c.kind == "FFMT" and self.objective == "head"
             if ffmt_head:
                 scr = scratch_bytes(m.main)
-                if self.total_cap is not None and predict_tail(m) + op_bound(m.main, scr) > self.total_cap:
+                if self.total_cap is not None \
+                        and predict_tail(m, self.target) + op_bound(m.main, scr) > self.total_cap:
                     continue  # over the cap whatever the order
                 m.main.operators = quick_order(m.main, scr)
-            est = estimate(m, exact=False)
+            est = estimate(m, exact=False, target=self.target)
             out.append(_Ranked(c, m, est, ovh, plateau(m.main)))
             self.say(f"search {tag}: tried {self.tried} ({c.label(sg)}: ~{est.head:,} + {est.tail:,} B), "
                      f"best {best.head:,} + {best.tail:,} B")
@@ -363,7 +372,7 @@ class _Search:
             # next round's cheap estimates and seeds are based on
             tile = any(r is f for f in head_ffmt)
             ex = estimate(r.model, exact=True, time_limit=self.plan_time_limit, keep_order=tile,
-                          order_time_limit=FFMT_EXACT_TIME_S if tile else None)
+                          order_time_limit=FFMT_EXACT_TIME_S if tile else None, target=self.target)
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1))
             if self.better(ex, cur) and (best is None or (self.score(ex), r.overhead)
                                          < (self.score(best[1]), best[0].overhead)):
@@ -412,11 +421,12 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
            progress: Optional[Progress] = None, allow_ffmt: bool = True,
            parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
            plan_time_limit: float = 2.0, allow_custom_ops: bool = False,
-           objective: str = "total") -> SearchResult:
+           objective: str = "total", target: Target = SEARCH_TARGET) -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
 
     ``objective``: "total" (head + tail, the default) or "head" (the planned head, with the
     total kept at or below what reorder + plan alone give; see the module docstring).
+    ``target``: whose persistent tail the total prices (default :data:`SEARCH_TARGET`).
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
     recomputes halos).  ``time_budget``: seconds for the whole search (best so far is
@@ -432,9 +442,9 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
         raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     say = progress or (lambda msg: None)
     st = _Search(max_overhead, time_budget, allow_ffmt, allow_custom_ops, parts, plan_time_limit, say,
-                 max(1, model_macs(model)), objective)
+                 max(1, model_macs(model)), objective, target=target)
     if len(model.subgraphs) != 1:
-        base = estimate(model, exact=True, time_limit=plan_time_limit)
+        base = estimate(model, exact=True, time_limit=plan_time_limit, target=target)
         return SearchResult(model, [], [ParetoPoint(base.total, base.head, 0.0, 0)], base, base,
                             notes=["several subgraphs: not tiled"])
     # work on a reordered copy: candidates are then ranked by the peak of their stored order
@@ -444,7 +454,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
         current = copy.deepcopy(model)
         pos = {id(op): i for i, op in enumerate(model.main.operators)}
         current.main.operators = [current.main.operators[pos[id(op)]] for op in order]
-    cur = estimate(current, exact=True, time_limit=plan_time_limit)
+    cur = estimate(current, exact=True, time_limit=plan_time_limit, target=target)
     baseline = cur
     if objective == "head":
         st.total_cap = baseline.total
@@ -470,7 +480,8 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
             break
         before, model_before = cur.total, current
         for k, r in enumerate(steps):
-            after = estimate(r.model, exact=True, time_limit=plan_time_limit) if k < len(steps) - 1 else None
+            after = (estimate(r.model, exact=True, time_limit=plan_time_limit, target=target)
+                     if k < len(steps) - 1 else None)
             ex_k = after if after is not None else steps[-1].est
             chosen.append(_chosen(r, model_before.main, before, ex_k.total))
             before, model_before = ex_k.total, r.model
