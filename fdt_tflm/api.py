@@ -78,6 +78,10 @@ class Result:
         lines.append(f"  verified in TFLM: {'yes, bit-exact' if v else ('skipped' if v is None else 'NO')}"
                      f"; passes: {','.join(r.passes) or 'none'}{objective}; {r.seconds:.1f} s")
         lines.append("  " + _guard_line(r))
+        if r.target is not None:
+            t = r.target
+            lines.append(f"  {t.cpu}, {t.kernels} kernels (predicted): arena {t.original_arena_size:,} B -> "
+                         f"{t.arena_size:,} B ({_pct(t.original_arena_size, t.arena_size)})")
         if r.learned_scratch:
             lines.append(f"  kernel scratch learned from TFLM: {'; '.join(r.learned_scratch)}")
         if r.needs_custom_kernel:

@@ -20,7 +20,7 @@ from .io import load_bytes, read_model, write_model
 from .ir.graph import Model
 from .ir.macs import graph_macs
 from .memory.lifetimes import lifetimes, peak_live
-from .report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report
+from .report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report, TargetPrediction
 
 if TYPE_CHECKING:
     from .memory.passes import PlanReport
@@ -136,7 +136,8 @@ def run(source: ModelSource, opts: Options) -> Outcome:
                                 f"({_mismatch_note(first.verification)}); nothing written")
     kept, guard = never_worse(src, model, ref, first, opts)
     opts.say("")
-    report = build_report(src, kept, guard, ref, opts, scratch_notes(model), time.perf_counter() - t0)
+    target = predict_target(src.model, kept.candidate.model)
+    report = build_report(src, kept, guard, ref, opts, scratch_notes(model), target, time.perf_counter() - t0)
     return Outcome(src, kept, report)
 
 
@@ -347,8 +348,22 @@ def _guard(base: Arena, attempts: list[Attempt], kept: Checked) -> Guard:
     return Guard(base.measured, base.head, base.total, variant, attempts, fallback)
 
 
+def predict_target(original: Model, written: Model) -> Optional[TargetPrediction]:
+    """The arena both models need on the default firmware target (Cortex-M4, TFLM's reference
+    kernels), predicted from TFLM's sources: the host measurements' pointer-sized structs are
+    larger than a 32-bit MCU's.  None if the target model refuses the model."""
+    from .target import CORTEX_M4, predict_arena
+    try:
+        before, after = predict_arena(original, CORTEX_M4), predict_arena(written, CORTEX_M4)
+    except FdtError:
+        return None
+    t = CORTEX_M4
+    return TargetPrediction(t.cpu, t.kernels, t.abi, before.head, before.tail, before.header, after.head, after.tail,
+                            after.scratch, after.min_working, after.header, list(after.unmodelled))
+
+
 def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunResult"], opts: Options,
-                 learned: list[str], seconds: float) -> Report:
+                 learned: list[str], target: Optional[TargetPrediction], seconds: float) -> Report:
     """The typed report, built once from the kept model and the measurements."""
     cand = kept.candidate
     orig_macs, macs = graph_macs(src.model.main), graph_macs(cand.model.main)
@@ -359,7 +374,7 @@ def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunRes
         macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
         operators=len(cand.model.main.operators), paths=list(cand.paths), pareto=list(cand.pareto),
         needs_custom_kernel=cand.needs_custom_kernel, verified=kept.verified, verification=kept.verification,
-        learned_scratch=learned, guard=guard, seconds=round(seconds, 3))
+        learned_scratch=learned, guard=guard, target=target, seconds=round(seconds, 3))
 
 
 def _input_facts(src: Source, ref: Optional["RunResult"]) -> dict:

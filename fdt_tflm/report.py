@@ -77,6 +77,25 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class TargetPrediction:
+    """TFLM's arena on a microcontroller target, predicted from TFLM's sources (no run):
+    :func:`fdt_tflm.target.predict_arena` for the input and for the written model."""
+
+    cpu: str
+    kernels: str
+    abi: str
+    original_head_bytes: int
+    original_tail_bytes: int
+    original_arena_size: int  # FDT_TENSOR_ARENA_SIZE the input would need
+    head_bytes: int
+    tail_bytes: int
+    scratch_bytes: int
+    min_working_bytes: int
+    arena_size: int  # FDT_TENSOR_ARENA_SIZE for the written model
+    unmodelled: list[str]  # op types whose kernel is not in the target's tables (estimates)
+
+
+@dataclass(frozen=True)
 class Report:
     """What one ``optimize`` run did and measured.  ``report["arena_bytes"]`` reads the JSON
     value of a field (nested records as dicts), for notebooks written against the old dict."""
@@ -112,6 +131,7 @@ class Report:
     verification: Optional[dict]
     learned_scratch: list[str]  # what TFLM was probed for: kernels whose scratch no table of ours knows
     guard: Guard
+    target: Optional[TargetPrediction]
     seconds: float
     schema_version: int = SCHEMA_VERSION
 

@@ -12,12 +12,13 @@ import pytest
 from conftest import PROJECT_MODELS, REPO, SHARED_MODELS
 
 import fdt_tflm
-from fdt_tflm.report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report, load_schema
+from fdt_tflm.report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report, TargetPrediction, load_schema
 from fdt_tflm.verify import make_inputs, run
 
 # dataclass -> where its JSON object is described in the schema
 RECORDS = {Report: (), PathEntry: ("$defs", "path"), ParetoEntry: ("$defs", "pareto_point"),
-           Attempt: ("$defs", "attempt"), Fallback: ("$defs", "fallback"), Guard: ("$defs", "guard")}
+           Attempt: ("$defs", "attempt"), Fallback: ("$defs", "fallback"), Guard: ("$defs", "guard"),
+           TargetPrediction: ("$defs", "target")}
 
 
 def _node(schema: dict, where: tuple) -> dict:
@@ -120,3 +121,15 @@ def tflm_measure(data: bytes) -> tuple[int, int]:
     r = run(data, make_inputs(fdt_tflm.read_model(data), 1))
     assert r.ok, r.error
     return r.head, r.total
+
+
+def test_target_prediction_matches_measurements():
+    """KWS on a Cortex-M4 with reference kernels: TFLM used 22,772 B (head + tail) in QEMU
+    (README, Known limits); the head does not depend on the pointer size, so it equals the
+    host TFLM's measured head, while the 32-bit tail is smaller than the host's."""
+    res = fdt_tflm.optimize(str(PROJECT_MODELS / "kws.tflite"), passes="reorder,plan", progress=False, samples=1)
+    r, t = res.report, res.report.target
+    assert (t.cpu, t.kernels, t.abi) == ("cortex-m4", "reference", "cortex-m")
+    assert t.head_bytes == r.arena_bytes and t.head_bytes + t.tail_bytes == 22_772
+    assert t.tail_bytes < r.tail_bytes and t.arena_size % 16 == 0 and t.arena_size >= t.min_working_bytes
+    assert "cortex-m4, reference kernels (predicted): arena" in res.summary()
