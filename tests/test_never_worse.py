@@ -159,3 +159,17 @@ def test_public_signal_model_from_the_issue(monkeypatch):
     assert not g.attempts[0].accepted and g.attempts[0].head_bytes > in_head
     head, total = tflm_arena(blind.data)
     assert head <= in_head and total <= in_total
+
+
+def test_custom_kernel_output_is_judged_on_the_prediction_and_says_so():
+    """TFLM's host build cannot run FDT_PARTIAL: the guard compares the planner's prediction
+    of the written model with the input's TFLM measurement, and the summary says which."""
+    res = fdt_tflm.optimize(str(PROJECT_MODELS / "convdense.tflite"), allow_custom_ops=True, progress=False,
+                            samples=1, litert=False)
+    g, r = res.report.guard, res.report
+    assert r.needs_custom_kernel and not r.measured and g.measured
+    assert (g.input_head_bytes, g.input_total_arena_bytes) == tflm_arena((PROJECT_MODELS / "convdense.tflite")
+                                                                         .read_bytes())
+    assert not g.attempts[0].measured and g.attempts[0].note == "predicted head and total <= the input's"
+    assert r.arena_bytes <= g.input_head_bytes and r.total_arena_bytes <= g.input_total_arena_bytes
+    assert "(predicted: TFLM's host build has no FDT_PARTIAL kernel)" in res.summary()
