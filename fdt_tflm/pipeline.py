@@ -1,10 +1,11 @@
 """The optimisation pipeline behind ``fdt_tflm.optimize``, as named steps.
 
 load -> check -> reference run -> learn kernel scratch -> transform (tile -> reorder/plan ->
-write) -> verify -> guard -> report.  Each step is a short function of plain values, so
-each can be read (and tested) alone.  The guard makes the result never worse than the
-input: if TFLM measures a larger head or total than the input's, it falls back to fewer
-passes, down to the input itself, and the report says what happened.
+write) -> verify -> guard -> target prediction -> report.  Each step is a short function
+of plain values, so each can be read (and tested) alone.  The guard makes the result never
+worse than the input: if TFLM measures a larger head or total than the input's, it tries
+fewer passes and keeps the best that is not worse, down to the input itself, and the
+report says what happened.
 """
 from __future__ import annotations
 
