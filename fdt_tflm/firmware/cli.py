@@ -1,6 +1,6 @@
 """Command-line glue for firmware emission (used by ``fdt_tflm/cli.py``).
 
-- ``add_emit_arguments(parser)``: ``--emit-c DIR --prefix --kernels --target-ram
+- ``add_emit_arguments(parser)``: ``--emit-c DIR --prefix --kernels --cpu --target-ram
   --target-flash --part`` for ``optimize``; ``stage_emit(result, args, scratch)`` runs them
   into a scratch folder, ``optimize`` writes them with its other outputs (all or nothing).
 - ``add_firmware_parser(subparsers, optimize_fn)``: the ``firmware MODEL --target
@@ -15,9 +15,10 @@ from typing import Any, Callable, Optional
 
 from ..errors import FdtError
 from ..tiling import OBJECTIVES
-from .emit import ArenaInfo, EmitResult, KERNELS, emit_c
+from ..target import CPUS
+from .emit import DEFAULT_CPU, EmitResult, KERNELS, emit_c
 from .targets import fit_report, format_fit_report, parse_size
-from .template import TARGETS, instantiate
+from .template import TARGETS, instantiate, part_cpu
 
 
 def add_emit_arguments(parser: argparse.ArgumentParser, emit_dir: bool = True) -> None:
@@ -28,7 +29,10 @@ def add_emit_arguments(parser: argparse.ArgumentParser, emit_dir: bool = True) -
                        help="also write <prefix>_model.h/.cc, <prefix>_arena.h, <prefix>_op_resolver.h to DIR")
     g.add_argument("--prefix", default="fdt", help="C symbol/file prefix (default fdt -> FDT_TENSOR_ARENA_SIZE)")
     g.add_argument("--kernels", choices=KERNELS, default="reference",
-                   help="TFLM kernels of the firmware; cmsis-nn adds an estimate of their scratch buffers")
+                   help="TFLM kernels of the firmware (their op data and scratch size the arena)")
+    g.add_argument("--cpu", choices=sorted(CPUS), default=None,
+                   help=f"CPU the arena is sized for (default: the --part's core, else {DEFAULT_CPU}; "
+                        "host = the 64-bit host interpreter)")
     g.add_argument("--part", default=None, help="check the fit for this part (e.g. STM32F446, nRF52840)")
     g.add_argument("--target-ram", default=None, metavar="SIZE", help="RAM for the fit check, e.g. 256K")
     g.add_argument("--target-flash", default=None, metavar="SIZE", help="flash for the fit check, e.g. 1M")
@@ -40,24 +44,15 @@ def _sizes(args: argparse.Namespace) -> tuple[Optional[int], Optional[int]]:
     return ram, flash
 
 
-def arena_from_result(result: Any) -> Optional[ArenaInfo]:
-    """ArenaInfo from an ``api.Result`` whose report holds TFLM's measurement (None if absent)."""
-    r = result.report  # fdt_tflm.report.Report: read, never patched
-    head, tail = r.arena_bytes, r.tail_bytes
-    if head is None or tail is None or r.total_arena_bytes is None:
-        return None
-    from ..memory.tflm_model import predict_head
-    from .emit import min_working_arena
-    planned = min(predict_head(result.model).head, head)
-    need = min_working_arena(result.data, head + tail)
-    return ArenaInfo(head, tail, planned, head - planned, r.original_total_arena_bytes,
-                     temp_peak=need - tail if need > head + tail else 0)
+def cpu_of(args: argparse.Namespace) -> str:
+    """--cpu, else the core of --part, else DEFAULT_CPU."""
+    return getattr(args, "cpu", None) or part_cpu(getattr(args, "part", None) or "")
 
 
 def stage_emit(result: Any, args: argparse.Namespace, scratch: str) -> tuple[EmitResult, dict[str, bytes]]:
     """``--emit-c`` into the ``scratch`` folder: the result and {path under --emit-c: bytes},
     for the caller to write together with its other outputs (all or nothing)."""
-    res = emit_c(result.data, scratch, prefix=args.prefix, arena=arena_from_result(result), kernels=args.kernels,
+    res = emit_c(result.data, scratch, prefix=args.prefix, kernels=args.kernels, cpu=cpu_of(args),
                  original_bytes=getattr(result, "original", None) or None)
     return res, {os.path.join(args.emit_c, f.name): f.read_bytes() for f in res.files}
 
@@ -101,7 +96,6 @@ def cmd_firmware(args: argparse.Namespace, optimize_fn: Optional[Callable[[str, 
     """Handler of ``firmware``: returns the exit code (0)."""
     from ..io import load_bytes
     original = load_bytes(args.model)
-    arena = None
     data = original
     if not args.no_optimize:
         if optimize_fn is None:
@@ -110,10 +104,9 @@ def cmd_firmware(args: argparse.Namespace, optimize_fn: Optional[Callable[[str, 
         if getattr(result, "verified", None) is False:
             raise FdtError("the optimised model failed verification; nothing written")
         data = result.data
-        arena = arena_from_result(result)
     ram, flash = _sizes(args)
-    inst = instantiate(args.target, args.output, data, arena=arena, prefix=args.prefix, kernels=args.kernels,
-                       part=args.part, original_bytes=original, ram=ram, flash=flash, protect=[args.model])
+    inst = instantiate(args.target, args.output, data, prefix=args.prefix, kernels=args.kernels, part=args.part,
+                       original_bytes=original, ram=ram, flash=flash, protect=[args.model], cpu=args.cpu)
     print(f"fdt-tflm: {args.target} project for {inst.part} in {inst.out_dir}")
     _print_arena(inst.emitted, argparse.Namespace(**{**vars(args), "part": inst.part}))
     print("  build:\n    " + inst.build_steps.strip().replace("\n", "\n    "))

@@ -6,12 +6,15 @@ Files (``<prefix>`` defaults to ``fdt``):
   comment table explaining the number;
 - ``<prefix>_op_resolver.h``: a ``MicroMutableOpResolver`` with exactly the model's ops.
 
-Why the arena number is exact: TFLM's head (activations + kernel scratch) and tail
-(persistent structs) are measured by running the model in the TFLM host interpreter.
-The tail holds pointer-sized structs, so on a 32-bit MCU it is smaller than on the
-64-bit host: the host number is a safe upper bound.  ``ALIGNMENT_MARGIN`` covers an
-arena array whose start is not 16-byte aligned (TFLM aligns it up, losing up to 15 B;
-see ``MicroInterpreter::arena_used_bytes``).
+Why the arena number is exact: it is the smallest arena in which TFLM's AllocateTensors
+succeeds on the target (default: a Cortex-M4 with the reference kernels), predicted by
+replaying TFLM's allocations with the target's struct layouts and kernels
+(:func:`fdt_tflm.target.predict_arena`); no host run is needed, so models with our
+FDT_PARTIAL custom op are sized the same way.  The header rounds it up to the 16-byte
+buffer alignment; the arena array must be ``alignas(16)``.
+
+An explicit :class:`ArenaInfo` (a host measurement, or any numbers a caller wants)
+still sizes the header as before: ``tail + max(head, temp_peak) + ALIGNMENT_MARGIN``.
 """
 from __future__ import annotations
 
@@ -28,11 +31,13 @@ from typing import Mapping, Optional, Union
 from ..errors import FdtError
 from ..io import read_model
 from ..ir.graph import Model
+from ..target import TargetArena, predict_arena, target_for
 from . import cmsis_nn
 from .resolver import CustomKernel, op_types, resolver_header
 
 ALIGNMENT_MARGIN = 16
 KERNELS = ("reference", "cmsis-nn")
+DEFAULT_CPU = "cortex-m4"  # the most common TinyML MCU class; --cpu / the firmware part change it
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -74,6 +79,7 @@ class EmitResult:
     extra_scratch: int
     ops: list[str] = field(default_factory=list)
     model_size: int = 0
+    target: Optional[TargetArena] = None  # the prediction the header came from (None: explicit ArenaInfo)
 
 
 # Conservative tail growth per tensor / operator added by a rewrite (64-bit host structs:
@@ -245,31 +251,44 @@ def _sha(data: bytes) -> str:
 def emit_c(model_bytes: bytes, out_dir: Union[str, os.PathLike], prefix: str = "fdt",
            arena: Optional[ArenaInfo] = None, kernels: str = "reference", arch: str = "dsp",
            custom: Optional[Mapping[str, CustomKernel]] = None,
-           original_bytes: Optional[bytes] = None) -> EmitResult:
+           original_bytes: Optional[bytes] = None, cpu: str = DEFAULT_CPU) -> EmitResult:
     """Write ``<prefix>_model.h/.cc``, ``<prefix>_arena.h`` and ``<prefix>_op_resolver.h``.
 
-    ``arena`` is measured with the TFLM host interpreter when not given.  With
-    ``kernels="cmsis-nn"`` the CMSIS-NN scratch estimate for ``arch`` (dsp|mve|none) is
-    added to the arena."""
+    The arena is predicted for ``cpu`` with ``kernels`` (see the module docstring).  An
+    explicit ``arena`` sizes the header instead; with ``kernels="cmsis-nn"`` the CMSIS-NN
+    scratch for ``arch`` (dsp|mve|none) is then added to it."""
     check_prefix(prefix)
     if kernels not in KERNELS:
         raise FdtError(f"unknown --kernels {kernels!r} (choose from {', '.join(KERNELS)})")
     model = _parse(model_bytes)
     resolver_text = resolver_header(model, prefix, custom)  # fails early on an op TFLM cannot run
     if arena is None:
-        arena = measure_arena(model_bytes, original_bytes)
-    extra = cmsis_nn.extra_scratch(model, arch) if kernels == "cmsis-nn" else 0
-    out = Path(out_dir)
+        target = target_for(cpu, kernels)
+        predicted = predict_arena(model, target)
+        original = predict_arena(_parse(original_bytes), target) if original_bytes else None
+        header, size, extra = target_header(predicted, prefix, original), predicted.header, 0
+        arena = ArenaInfo(predicted.head, predicted.tail, predicted.planned, predicted.scratch,
+                          original.total if original else None, bool(predicted.unmodelled),
+                          predicted.min_working - predicted.tail)
+    else:
+        predicted = None
+        extra = cmsis_nn.extra_scratch(model, arch) if kernels == "cmsis-nn" else 0
+        header, size = arena_header(arena, prefix, extra, kernels, arch), arena.arena_size(extra)
+    texts = {
+        f"{prefix}_model.h": model_header(model_bytes, prefix),
+        f"{prefix}_model.cc": model_array_source(model_bytes, prefix),
+        f"{prefix}_arena.h": header,
+        f"{prefix}_op_resolver.h": resolver_text,
+    }
+    files = _write_files(Path(out_dir), texts)
+    return EmitResult(files, size, arena, extra, op_types(model), len(model_bytes), predicted)
+
+
+def _write_files(out: Path, texts: Mapping[str, str]) -> list[Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FdtError(f"cannot create {out}: {e.strerror}") from None
-    texts = {
-        f"{prefix}_model.h": model_header(model_bytes, prefix),
-        f"{prefix}_model.cc": model_array_source(model_bytes, prefix),
-        f"{prefix}_arena.h": arena_header(arena, prefix, extra, kernels, arch),
-        f"{prefix}_op_resolver.h": resolver_text,
-    }
     files = []
     for name, text in texts.items():
         path = out / name
@@ -278,4 +297,52 @@ def emit_c(model_bytes: bytes, out_dir: Union[str, os.PathLike], prefix: str = "
         except OSError as e:
             raise FdtError(f"cannot write {path}: {e.strerror}") from None
         files.append(path)
-    return EmitResult(files, arena.arena_size(extra), arena, extra, op_types(model), len(model_bytes))
+    return files
+
+
+def _rows(a: TargetArena) -> list[tuple[str, int]]:
+    kernels = f"{a.target.kernels} kernels"
+    return [
+        ("planned activations (tensor buffers, offline/greedy plan)", a.planned),
+        (f"kernel scratch ({kernels}, {a.target.cpu})", a.scratch),
+        ("= head: non-persistent section", a.head),
+        (f"persistent tail (TFLM structs and op data, {a.target.abi} ABI)", a.tail),
+        ("temporaries AllocateTensors needs beyond head + tail", a.temp_need),
+        ("= smallest arena that allocates (predicted)", a.min_working),
+        ("rounding to the 16-byte buffer alignment", a.header - a.min_working),
+    ]
+
+
+def target_header(a: TargetArena, prefix: str = "fdt", original: Optional[TargetArena] = None) -> str:
+    """Text of ``<prefix>_arena.h`` for a predicted target arena: the size and where it goes."""
+    up = prefix.upper()
+    guard = f"{up}_ARENA_H_"
+    rows = _rows(a) + [(f"= {up}_TENSOR_ARENA_SIZE", a.header)]
+    width = max(len(r[0]) for r in rows)
+    table = "\n".join(f"//   {label:<{width}} {value:>9} B" for label, value in rows)
+    if a.unmodelled:
+        table += f"\n//   ESTIMATED for ops without a kernel table entry: {', '.join(a.unmodelled)}"
+    if original is not None:
+        saved = original.header - a.header
+        table += (f"\n//   {'original model on this target':<{width}} {original.header:>9} B"
+                  f"  (saved {saved} B, {100.0 * saved / max(original.header, 1):.1f} %)")
+    lines = [
+        f"// Generated by fdt-tflm. Tensor arena for the emitted model on a {a.target.cpu} "
+        f"({a.target.kernels} kernels),",
+        "// predicted from TFLM's sources (tflite-micro 90b983c): AllocateTensors fails with less.",
+        table,
+        "//",
+        f"// {up}_TENSOR_ARENA_HEAD / _TAIL: the two sections of that arena (head incl. temporaries).",
+        "// Use: alignas(16) static uint8_t tensor_arena[" + f"{up}_TENSOR_ARENA_SIZE];",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        f"#define {up}_TENSOR_ARENA_SIZE {a.header}",
+        f"#define {up}_TENSOR_ARENA_HEAD {a.head + a.temp_need}",
+        f"#define {up}_TENSOR_ARENA_TAIL {a.tail}",
+        f"#define {up}_TENSOR_ARENA_ALIGNMENT 16",
+    ]
+    if original is not None:
+        lines.append(f"#define {up}_ORIGINAL_TENSOR_ARENA_SIZE {original.header}")
+    lines += ["", f"#endif  // {guard}", ""]
+    return "\n".join(lines)

@@ -20,8 +20,8 @@ from typing import Optional, Sequence, Union
 
 from ..errors import FdtError
 from ..io.atomic import build_dir
-from .emit import ArenaInfo, EmitResult, check_prefix, emit_c
-from .targets import fit_report, get_part
+from .emit import DEFAULT_CPU, ArenaInfo, EmitResult, check_prefix, emit_c
+from .targets import PARTS, fit_report, get_part
 
 TARGETS: dict[str, dict] = {
     "stm32": {"default_part": "STM32F446", "parts": ("STM32F446", "STM32F746", "STM32H743")},
@@ -97,6 +97,12 @@ def _part_for(target: str, part: Optional[str]) -> str:
     return name
 
 
+def part_cpu(part: str) -> str:
+    """The --cpu name of a part's core (cortex-m4f -> cortex-m4)."""
+    p = PARTS.get(part)
+    return p.core.rstrip("f") if p is not None else DEFAULT_CPU
+
+
 PROJECT_MARK = Path("generated") / "fdt_app_config.h"  # every project we write has it
 
 
@@ -104,12 +110,12 @@ def instantiate(target: str, out_dir: Union[str, os.PathLike], model_bytes: byte
                 arena: Optional[ArenaInfo] = None, prefix: str = "fdt", kernels: str = "reference",
                 part: Optional[str] = None, original_bytes: Optional[bytes] = None,
                 ram: Optional[int] = None, flash: Optional[int] = None,
-                protect: Sequence[Union[str, os.PathLike]] = ()) -> Instance:
+                protect: Sequence[Union[str, os.PathLike]] = (), cpu: Optional[str] = None) -> Instance:
     """Write a ``target`` ("stm32" | "nrf") project for the model to ``out_dir``, whole or not
     at all: it is built in a temp folder beside ``out_dir`` and renamed into place.  An
     earlier project there is replaced (its build/ folder and files the user added are kept);
-    any other non-empty folder is refused.  ``arena`` is measured when not given;
-    ``protect``: inputs that must not be replaced."""
+    any other non-empty folder is refused.  ``arena`` is predicted for ``cpu`` (default: the
+    part's core) when not given; ``protect``: inputs that must not be replaced."""
     check_prefix(prefix)
     part_name = _part_for(target, part)
     out = Path(out_dir)
@@ -120,7 +126,8 @@ def instantiate(target: str, out_dir: Union[str, os.PathLike], model_bytes: byte
     def build(tmp: Path) -> EmitResult:
         _copy_template(target, tmp)
         emitted = emit_c(model_bytes, tmp / "generated", prefix=prefix, arena=arena, kernels=kernels, arch="dsp",
-                         original_bytes=original_bytes)  # every supported part (M4F, M7, M33) has DSP
+                         original_bytes=original_bytes, cpu=cpu or part_cpu(part_name))
+        # (every supported part, M4F, M7, M33, has DSP: arch applies to an explicit arena only)
         _write_generated(tmp, target, part_name, prefix, kernels, steps)
         return emitted
 

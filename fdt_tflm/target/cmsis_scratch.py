@@ -139,8 +139,9 @@ def _depthwise(op: Operator, features: str) -> list[int]:
 def _fully_connected(op: Operator, features: str) -> list[int]:
     """Int8: the conv-1x1 path (output rank > 2, accum depth % 4 == 0) requests a fake
     per-channel multiplier/shift buffer for per-tensor weights (its own buffer is 0 with GCC);
-    otherwise arm_fully_connected_s8_get_buffer_size, which is 0 off MVE, and on MVE becomes
-    persistent kernel sums for constant weights (KERNELS_OPTIMIZED_FOR_SPEED, TFLM's default)."""
+    otherwise arm_fully_connected_s8_get_buffer_size: 0 off MVE, the output depth in int32
+    on MVE (the firmware template does not define KERNELS_OPTIMIZED_FOR_SPEED, which would
+    turn it into persistent kernel sums)."""
     x, w = (op.inputs + [None, None])[:2]
     y = op.outputs[0]
     if not _int8(x) or not _int8(w):
@@ -150,7 +151,7 @@ def _fully_connected(op: Operator, features: str) -> list[int]:
         q = w.quantization
         per_channel = q is not None and q.per_channel
         return [] if per_channel else [int(y.shape[-1]) * 4 * 2]
-    return []
+    return [int(y.shape[-1]) * 4] if features == "mve" else []
 
 
 def _avgpool(op: Operator, features: str) -> list[int]:
