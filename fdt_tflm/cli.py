@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from .errors import FdtError, VerificationError
 from .tiling import OBJECTIVES
@@ -94,11 +94,13 @@ def _optimize_for_firmware(model_path: str, args: argparse.Namespace):
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .analysis import format_table, summary
     from .io import read_model
+    _check_outputs([args.plot], args.model, args.plot)
     model = read_model(args.model)
     info = summary(model)
     if args.plot:
+        from .io.atomic import write_all
         from .plot import plot_model
-        plot_model(model, args.plot)
+        write_all({args.plot: _drawn(lambda path: plot_model(model, path), args.plot)}, protect=[args.model])
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -113,10 +115,10 @@ def default_output(path: str) -> str:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .api import optimize
-    from .io.atomic import refuse_overwrite, write_all
+    from .io.atomic import write_all
     out = args.output or default_output(args.model)
     report_path = args.json if args.json and args.json != "-" else None
-    refuse_overwrite([p for p in (out, report_path, args.plot) if p], [args.model])  # before the long run
+    _check_outputs([out, report_path, args.plot], args.model, args.plot)  # before the long run
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
                    allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
                    objective=args.objective, search_budget=args.search_budget)
@@ -141,19 +143,46 @@ def _staged_outputs(res: "Result", args: argparse.Namespace, out: str,
     import tempfile
     files: dict[str, bytes] = {out: res.data}
     emitted = None
-    with tempfile.TemporaryDirectory(prefix="fdt_tflm_") as scratch:
-        if getattr(args, "emit_c", None):
-            from .firmware.cli import stage_emit
-            emitted, c_files = stage_emit(res, args, os.path.join(scratch, "c"))
-            files.update(c_files)
-        if args.plot:
-            png = os.path.join(scratch, "plot" + (os.path.splitext(args.plot)[1] or ".png"))
-            res.plot(png)
-            with open(png, "rb") as f:
-                files[args.plot] = f.read()
+    if getattr(args, "emit_c", None):
+        from .firmware.cli import stage_emit
+        with tempfile.TemporaryDirectory(prefix="fdt_tflm_") as scratch:
+            emitted, c_files = stage_emit(res, args, scratch)
+        files.update(c_files)
+    if args.plot:
+        files[args.plot] = _drawn(res.plot, args.plot)
     if report_path:
         files[report_path] = (res.to_json() + "\n").encode()
     return files, emitted
+
+
+def _check_outputs(targets: Sequence[Optional[str]], model: str, plot: Optional[str]) -> None:
+    """Refuse, before any work, outputs that name the input or a plot format matplotlib lacks."""
+    from .io.atomic import refuse_overwrite
+    refuse_overwrite([t for t in targets if t], [model])
+    if plot:
+        _plot_format(plot)
+
+
+def _plot_format(target: str) -> str:
+    fmt = os.path.splitext(target)[1].lstrip(".").lower() or "png"
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:  # plotting itself says how to install matplotlib
+        return fmt
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in formats:
+        raise FdtError(f"{target}: cannot draw a .{fmt} file (choose one of {', '.join(sorted(formats))})")
+    return fmt
+
+
+def _drawn(draw: Callable[[str], object], target: str) -> bytes:
+    """The bytes of a plot drawn into a scratch file (matplotlib takes the format from the name)."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="fdt_tflm_") as scratch:
+        path = os.path.join(scratch, "plot." + _plot_format(target))
+        draw(path)
+        with open(path, "rb") as f:
+            return f.read()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -95,8 +95,9 @@ def test_optimize_never_overwrites_the_input(tmp_path):
 
 
 def test_optimize_leaves_no_temp_files(tmp_path):
-    """The output goes through a temp file in its folder: after a write, and after a rename
-    that fails (the -o path is a folder), only the files named on the command line remain."""
+    """Outputs go through temp files beside them: after a write, and after a write that fails
+    once the model's temp file exists (the --json path, staged after the model, is a folder),
+    only the files named on the command line remain, and nothing of the failed run."""
     model = tmp_path / "kws.tflite"
     model.write_bytes((PROJECT_MODELS / "kws.tflite").read_bytes())
     r = cli("optimize", str(model), "-o", str(tmp_path / "out.tflite"), "--passes", "none",
@@ -106,8 +107,8 @@ def test_optimize_leaves_no_temp_files(tmp_path):
     folder = tmp_path / "taken"
     folder.mkdir()
     (folder / "keep").write_bytes(b"x")
-    r = cli("optimize", str(model), "-o", str(folder), "--passes", "none")
-    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = cli("optimize", str(model), "-o", str(tmp_path / "out2.tflite"), "--passes", "none", "--json", str(folder))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kws.tflite", "out.tflite", "report.json", "taken"]
     assert [p.name for p in folder.iterdir()] == ["keep"]
 

@@ -273,6 +273,17 @@ def test_no_output_may_replace_the_input(tmp_path: Path, flag: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kws.tflite"]
 
 
+def test_inspect_plot_may_not_replace_the_input_and_names_a_format(tmp_path: Path) -> None:
+    model = tmp_path / "kws.tflite"
+    model.write_bytes(KWS.read_bytes())
+    for plot, msg in ((model, "overwrite the input"), (tmp_path / "plan.tflm", "cannot draw a .tflm file")):
+        r, _ = cli("inspect", str(model), "--plot", str(plot))
+        assert_one_line_exit_2(r)
+        assert msg in r.stderr
+    assert model.read_bytes() == KWS.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kws.tflite"]
+
+
 def test_emit_c_may_not_replace_the_input(tmp_path: Path) -> None:
     cdir = tmp_path / "c"
     cdir.mkdir()
