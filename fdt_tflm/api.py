@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 from .errors import FdtError, VerificationError
-from .io.atomic import atomic_write  # noqa: F401  (re-exported: fdt_tflm.api.atomic_write)
+from .io.atomic import atomic_write, write_all  # noqa: F401  (atomic_write re-exported for callers)
 from .ir.graph import Model
 from .pipeline import DEFAULT_PASSES, PASSES, ModelSource, Options, Progress, run, stderr_progress
 from .report import Report
@@ -48,15 +48,13 @@ class Result:
 
     # -- output ------------------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike], report_path: Union[str, os.PathLike, None] = None) -> None:
-        """Write the model atomically (temp file + rename).  Never overwrites the input."""
+        """Write the model (and the report) atomically, both or neither; never over the input."""
         if self.verified is False:
             raise VerificationError("refusing to write a model that failed verification")
-        path = os.fspath(path)
-        if self.source_path and os.path.exists(path) and os.path.samefile(path, self.source_path):
-            raise FdtError(f"{path}: refusing to overwrite the input model; choose another -o")
-        atomic_write(path, self.data)
+        files = {os.fspath(path): self.data}
         if report_path is not None:
-            atomic_write(os.fspath(report_path), (self.to_json() + "\n").encode())
+            files[os.fspath(report_path)] = (self.to_json() + "\n").encode()
+        write_all(files, protect=[self.source_path] if self.source_path else [])
 
     def to_json(self, indent: int = 2) -> str:
         return self.report.to_json(indent)
