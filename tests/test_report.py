@@ -99,7 +99,7 @@ def test_report_is_read_only():
 
 def test_cli_reads_the_report_and_patches_nothing(tmp_path):
     """``optimize --emit-c --json``: the JSON on disk is the schema's (no key added by the CLI,
-    such as the output path), and the arena header carries the report's TFLM head and tail."""
+    such as the output path), and the arena header carries the report's target arena."""
     import subprocess
     import sys
     out, rep, emit = tmp_path / "kws.out.tflite", tmp_path / "kws.json", tmp_path / "emit"
@@ -112,8 +112,8 @@ def test_cli_reads_the_report_and_patches_nothing(tmp_path):
     _validator().validate(d)
     assert f"wrote {out}" in r.stdout
     header = (emit / "fdt_arena.h").read_text()
-    assert f"#define FDT_TENSOR_ARENA_HEAD {d['arena_bytes']}\n" in header
-    assert f"#define FDT_TENSOR_ARENA_TAIL {d['tail_bytes']}\n" in header
+    assert f"#define FDT_TENSOR_ARENA_SIZE {d['target']['arena_size']}\n" in header
+    assert f"#define FDT_TENSOR_ARENA_TAIL {d['target']['tail_bytes']}\n" in header
     assert (d["arena_bytes"], d["total_arena_bytes"]) == tflm_measure(out.read_bytes())
 
 
