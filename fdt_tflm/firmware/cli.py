@@ -106,7 +106,8 @@ def cmd_firmware(args: argparse.Namespace, optimize_fn: Optional[Callable[[str, 
         data = result.data
     ram, flash = _sizes(args)
     inst = instantiate(args.target, args.output, data, prefix=args.prefix, kernels=args.kernels, part=args.part,
-                       original_bytes=original, ram=ram, flash=flash, protect=[args.model], cpu=args.cpu)
+                       original_bytes=original, ram=ram, flash=flash, protect=[args.model],
+                       cpu=getattr(args, "cpu", None))  # None: the part's core
     print(f"fdt-tflm: {args.target} project for {inst.part} in {inst.out_dir}")
     _print_arena(inst.emitted, argparse.Namespace(**{**vars(args), "part": inst.part}))
     print("  build:\n    " + inst.build_steps.strip().replace("\n", "\n    "))
