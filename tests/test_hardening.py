@@ -365,3 +365,35 @@ def test_firmware_never_replaces_its_input(tmp_path: Path) -> None:
     r, _ = cli("firmware", str(model), "--target", "stm32", "-o", str(proj), "--no-optimize")
     assert_one_line_exit_2(r)
     assert model.read_bytes() == KWS.read_bytes()
+
+
+# -- graphs the passes cannot reorder ----------------------------------------------------------
+
+def _cycle(sg: Subgraph) -> None:
+    sg.operators[0].inputs[0] = sg.operators[1].outputs[0]
+
+
+def _writes_constant(sg: Subgraph) -> None:
+    sg.operators[0].outputs[0] = next(t for t in sg.tensors if t.is_constant)
+
+
+def _reads_unwritten(sg: Subgraph) -> None:
+    del sg.operators[3]  # operator 4 now reads a tensor nobody writes: uninitialised memory
+
+
+def _two_writers(sg: Subgraph) -> None:
+    sg.operators[2].outputs[0] = sg.operators[1].outputs[0]
+
+
+@pytest.mark.parametrize("edit,msg", [(_cycle, "before operator 1 writes it"),
+                                      (_writes_constant, "writes the constant tensor"),
+                                      (_reads_unwritten, "neither a graph input"),
+                                      (_two_writers, "written by operators 1 and 2")])
+def test_graphs_the_passes_cannot_reorder_are_refused(edit, msg) -> None:
+    """TFLM runs them blindly in the stored order, so the reader accepts them; the passes not."""
+    from fdt_tflm.analysis import check_optimizable
+    m = read_model(KWS.read_bytes())
+    edit(m.main)
+    again = read_model(write_model(m))
+    with pytest.raises(FdtError, match=msg):
+        check_optimizable(again)
