@@ -31,6 +31,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -305,7 +306,14 @@ class Tally:
             self.findings.append({"index": index, "outcome": outcome, "mutation": desc})
 
 
-def run_reader(seed: int, n: int, jobs: int, progress: bool = True) -> Tally:
+Checkpoint = Callable[[str, "Tally"], None]
+
+
+def _quiet(key: str, tally: "Tally") -> None:
+    pass
+
+
+def run_reader(seed: int, n: int, jobs: int, progress: bool = True, checkpoint: Checkpoint = _quiet) -> Tally:
     """``n`` files through the reader in ``jobs`` worker processes; a dead or silent worker
     is a crash or hang at the file after its last report, and is restarted after it."""
     t0, tally = time.perf_counter(), Tally()
@@ -325,6 +333,9 @@ def run_reader(seed: int, n: int, jobs: int, progress: bool = True) -> Tally:
                     if progress and tally.tried % 5000 == 0:
                         print(f"  reader: {tally.tried:,} files, {tally.crashes} crashes, {tally.hangs} hangs, "
                               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+                    if tally.tried % 1000 == 0:
+                        tally.seconds = round(time.perf_counter() - t0, 1)
+                        checkpoint("reader", tally)
                     continue
                 if line == "done\n":
                     p.wait()
@@ -383,7 +394,7 @@ def classify(returncode: int, stderr: str) -> str:
     return f"crash: exit {returncode}: {' | '.join(lines[-3:])[:300]}"
 
 
-def run_optimize(seed: int, n: int, jobs: int, progress: bool = True) -> Tally:
+def run_optimize(seed: int, n: int, jobs: int, progress: bool = True, checkpoint: Checkpoint = _quiet) -> Tally:
     """``n`` mutated files through ``python -m fdt_tflm optimize``, ``jobs`` at a time."""
     from concurrent.futures import ThreadPoolExecutor
     t0, tally, seeds = time.perf_counter(), Tally(), load_seeds()
@@ -402,6 +413,9 @@ def run_optimize(seed: int, n: int, jobs: int, progress: bool = True) -> Tally:
                 if progress and tally.tried % 50 == 0:
                     print(f"  optimize: {tally.tried:,} files, {tally.crashes} crashes, {tally.hangs} hangs, "
                           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+                if tally.tried % 10 == 0:
+                    tally.seconds = round(time.perf_counter() - t0, 1)
+                    checkpoint("optimize", tally)
     tally.seconds = round(time.perf_counter() - t0, 1)
     return tally
 
@@ -554,13 +568,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     t0 = time.perf_counter()
     if not a.no_hostile:
         res["hostile"] = run_hostile()
+    lock = threading.Lock()
+
+    def checkpoint(key: str, tally: Tally) -> None:
+        """Partial figures in the JSON while the campaign runs ("complete": false)."""
+        if a.json:
+            with lock:
+                res[key] = {**asdict(tally), "complete": False}
+                res["seconds"] = round(time.perf_counter() - t0, 1)
+                Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(2) as ex:  # the two campaigns side by side: optimize waits on children
-        reader = ex.submit(run_reader, a.seed, a.reader, a.jobs) if a.reader else None
-        opt = ex.submit(run_optimize, a.seed, a.optimize, a.jobs) if a.optimize else None
+        reader = ex.submit(run_reader, a.seed, a.reader, a.jobs, True, checkpoint) if a.reader else None
+        opt = ex.submit(run_optimize, a.seed, a.optimize, a.jobs, True, checkpoint) if a.optimize else None
         for key, fut in (("reader", reader), ("optimize", opt)):
             if fut is not None:
-                res[key] = asdict(fut.result())
+                res[key] = {**asdict(fut.result()), "complete": True}
     res["seconds"] = round(time.perf_counter() - t0, 1)
     print(report(res))
     print(f"total {res['seconds']:,.0f} s")
