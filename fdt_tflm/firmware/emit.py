@@ -334,6 +334,9 @@ def target_header(a: TargetArena, prefix: str = "fdt", original: Optional[Target
         "//",
         f"// {up}_TENSOR_ARENA_HEAD / _TAIL: the two sections of that arena (head incl. temporaries).",
         "// Use: alignas(16) static uint8_t tensor_arena[" + f"{up}_TENSOR_ARENA_SIZE];",
+        f"// Or two arenas (the tail in another RAM): MicroAllocator::Create(persistent, {up}_PERSISTENT_ARENA_SIZE,",
+        f"//   non_persistent, {up}_NON_PERSISTENT_ARENA_SIZE) with both 16-byte aligned (predicted the same way,",
+        "//   not yet checked on a device).",
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
@@ -341,6 +344,8 @@ def target_header(a: TargetArena, prefix: str = "fdt", original: Optional[Target
         f"#define {up}_TENSOR_ARENA_HEAD {a.head + a.temp_need}",
         f"#define {up}_TENSOR_ARENA_TAIL {a.tail}",
         f"#define {up}_TENSOR_ARENA_ALIGNMENT 16",
+        f"#define {up}_PERSISTENT_ARENA_SIZE {a.persistent_arena}",
+        f"#define {up}_NON_PERSISTENT_ARENA_SIZE {a.non_persistent_arena}",
     ]
     if original is not None:
         lines.append(f"#define {up}_ORIGINAL_TENSOR_ARENA_SIZE {original.header}")

@@ -19,14 +19,9 @@ from typing import Optional
 
 from ..ir.graph import Model
 from ..target.kernels import REFERENCE, UNKNOWN_OP_DATA  # noqa: F401  (re-exported)
-from ..target.replay import replay
+from ..target.replay import UNBOUNDED, replay
 from ..target.scratch import scratch_requests
 from ..target.spec import HOST, Target
-
-# An arena no model reaches: the tail is then what the allocations need, from a 16-aligned end
-# (below 2**31 so that 32-bit size_t checks behave).
-_UNBOUNDED = 1 << 30
-
 
 def unknown_ops(model: Model) -> list[str]:
     """Op types whose kernel data is not in the table (priced with a guess)."""
@@ -35,7 +30,7 @@ def unknown_ops(model: Model) -> list[str]:
 
 def predict_tail(model: Model, target: Target = HOST) -> int:
     """Bytes TFLM's persistent tail will use for ``model`` on ``target`` (default: the host build)."""
-    return replay(model, target, _UNBOUNDED, 0, lambda op: scratch_requests(op, target), with_temps=False).tail
+    return replay(model, target, UNBOUNDED, 0, lambda op: scratch_requests(op, target), with_temps=False).tail
 
 
 def predict_total(model: Model, head: Optional[int] = None, target: Target = HOST) -> int:

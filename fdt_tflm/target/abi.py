@@ -38,11 +38,15 @@ class Abi:
 
     ``fixed_objects``: what the interpreter's constructor allocates from the arena tail, in
     order (the arena allocator, the greedy planner, the micro allocator); the firmware uses
-    the plain allocators, the Python host interpreter the recording ones."""
+    the plain allocators, the Python host interpreter the recording ones.
+    ``split_objects``: the same for ``MicroAllocator::Create`` with separate persistent and
+    non-persistent arenas (both allocator objects live in the persistent one)."""
 
     name: str
     structs: dict[str, Layout]
     fixed_objects: tuple[str, ...]
+    split_objects: tuple[str, ...] = ("PersistentArenaBufferAllocator", "NonPersistentArenaBufferAllocator",
+                                      "GreedyMemoryPlanner", "MicroAllocator")
 
     def __getitem__(self, name: str) -> Layout:
         return self.structs[name]
@@ -116,6 +120,8 @@ _HOST64_ONLY: dict[str, Layout] = {
     "ScratchBufferRequest": Layout(16, 8),
     "AllocationInfo": Layout(32, 8),
     "SingleArenaBufferAllocator": Layout(72, 8),
+    "PersistentArenaBufferAllocator": Layout(32, 8),
+    "NonPersistentArenaBufferAllocator": Layout(56, 8),
     "RecordingSingleArenaBufferAllocator": Layout(104, 8),
     "GreedyMemoryPlanner": Layout(72, 8),
     "MicroAllocator": Layout(72, 8),
@@ -160,6 +166,8 @@ _CORTEX_M_ONLY: dict[str, Layout] = {
     "ScratchBufferRequest": Layout(12, 4),
     "AllocationInfo": Layout(24, 4),
     "SingleArenaBufferAllocator": Layout(36, 4),
+    "PersistentArenaBufferAllocator": Layout(16, 4),
+    "NonPersistentArenaBufferAllocator": Layout(32, 4),
     "RecordingSingleArenaBufferAllocator": Layout(52, 4),
     "GreedyMemoryPlanner": Layout(44, 4),
     "MicroAllocator": Layout(36, 4),

@@ -16,11 +16,10 @@ from ..ir.graph import Model
 from ..memory.tflm_model import predict_head
 from .cmsis_scratch import unmodelled_ops
 from .kernels import kernel_for
-from .replay import ARENA_ALIGN, OutOfArena, Replay, replay
+from .replay import ARENA_ALIGN, UNBOUNDED, OutOfArena, Replay, replay
 from .scratch import scratch_intervals, scratch_requests
 from .spec import Target
 
-_MAX_ARENA = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,10 @@ class TargetArena:
     persistent section after AllocateTensors; ``temp_need``: what the smallest working
     arena needs beyond head + tail (AllocateTensors' temporaries); ``min_working``: the
     smallest arena that allocates; ``header``: ``FDT_TENSOR_ARENA_SIZE`` (min_working
-    rounded up to the 16-byte buffer alignment); ``unmodelled``: op types whose kernel is
-    not in the tables (their numbers are estimates)."""
+    rounded up to the 16-byte buffer alignment); ``persistent_arena`` /
+    ``non_persistent_arena``: the two buffers for ``MicroAllocator::Create`` with separate
+    arenas (so that the tail can live in another RAM; predicted, not checked on a device);
+    ``unmodelled``: op types whose kernel is not in the tables (their numbers are estimates)."""
 
     target: Target
     head: int
@@ -43,6 +44,8 @@ class TargetArena:
     temp_need: int
     min_working: int
     header: int
+    persistent_arena: int = 0
+    non_persistent_arena: int = 0
     unmodelled: tuple[str, ...] = ()
 
     @property
@@ -54,32 +57,33 @@ class TargetArena:
         return {"target": {"abi": self.target.abi, "kernels": self.target.kernels, "cpu": self.target.cpu},
                 "head": self.head, "planned": self.planned, "scratch": self.scratch, "tail": self.tail,
                 "temp_need": self.temp_need, "min_working": self.min_working, "header": self.header,
+                "persistent_arena": self.persistent_arena, "non_persistent_arena": self.non_persistent_arena,
                 "unmodelled": list(self.unmodelled)}
 
 
-def _run(model: Model, target: Target, size: int, head: int) -> Replay:
-    return replay(model, target, size, head, lambda op: scratch_requests(op, target))
+def _run(model: Model, target: Target, size: int, head: int, split: bool = False) -> Replay:
+    return replay(model, target, size, head, lambda op: scratch_requests(op, target), split=split)
 
 
-def _works(model: Model, target: Target, size: int, head: int) -> bool:
+def _works(model: Model, target: Target, size: int, head: int, split: bool) -> bool:
     try:
-        _run(model, target, size, head)
+        _run(model, target, size, head, split)
         return True
     except OutOfArena:
         return False
 
 
-def min_working_arena(model: Model, target: Target, head: int) -> int:
+def min_working_arena(model: Model, target: Target, head: int, split: bool = False) -> int:
     """Smallest arena size in which the replayed AllocateTensors succeeds (bisection: success
-    is monotone in the size, as in the host probe)."""
+    is monotone in the size, as in the host probe).  ``split``: the non-persistent arena's."""
     lo, hi = 0, ARENA_ALIGN
-    while not _works(model, target, hi, head):
+    while not _works(model, target, hi, head, split):
         lo, hi = hi, hi * 2
-        if hi > _MAX_ARENA:
+        if hi > UNBOUNDED:
             raise OutOfArena("no arena up to 1 GiB works")
     while hi - lo > 1:  # invariant: lo fails (or is 0), hi works
         mid = (lo + hi) // 2
-        if _works(model, target, mid, head):
+        if _works(model, target, mid, head, split):
             hi = mid
         else:
             lo = mid
@@ -100,7 +104,12 @@ def predict_arena(model: Model, target: Target) -> TargetArena:
     planned = predict_head(model).head
     head = predict_head(model, scratch=scratch_intervals(model.main, target)).head
     need = min_working_arena(model, target, head)
-    tail = _run(model, target, _MAX_ARENA, head).tail
-    header = -(-need // ARENA_ALIGN) * ARENA_ALIGN
-    return TargetArena(target, head, planned, head - planned, tail, max(0, need - head - tail), need, header,
+    tail = _run(model, target, UNBOUNDED, head).tail
+    split_tail = _run(model, target, UNBOUNDED, head, split=True).tail
+    return TargetArena(target, head, planned, head - planned, tail, max(0, need - head - tail), need, _up16(need),
+                       _up16(split_tail), min_working_arena(model, target, head, split=True),
                        unmodelled(model, target))
+
+
+def _up16(n: int) -> int:
+    return -(-n // ARENA_ALIGN) * ARENA_ALIGN

@@ -33,6 +33,7 @@ from .spec import Target
 
 ARENA_ALIGN = 16  # MicroArenaBufferAlignment()
 MAX_SCRATCH_PER_OP = 12  # kMaxScratchBuffersPerOp
+UNBOUNDED = 1 << 30  # an arena no model reaches (below 2**31: 32-bit size_t checks behave)
 PLANNER_BYTES_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size(): 4 ints + ListEntry + int (any ABI)
 
 
@@ -57,15 +58,25 @@ class Arena:
         self.peak_temp = 0
         self.wrap = 1 << size_t_bits
 
+    @property
+    def ceiling(self) -> int:
+        """Where head-side allocations must end: the tail (one arena)."""
+        return self.tail
+
+    @property
+    def floor(self) -> int:
+        """Where tail allocations must stay above: the head (one arena)."""
+        return self.head
+
     def persistent(self, size: int, align: int) -> None:
         p = _down(self.tail - size, align)
-        if p < self.head:
+        if p < self.floor:
             raise OutOfArena(f"tail allocation of {size} B")
         self.tail = p
 
     def temporary(self, size: int, align: int) -> None:
         p = _up(self.temp, align)
-        if (self.tail - p) % self.wrap < size:  # size_t arithmetic, as TFLM's check
+        if (self.ceiling - p) % self.wrap < size:  # size_t arithmetic, as TFLM's check
             raise OutOfArena(f"temp allocation of {size} B")
         self.temp = p + size
         self.peak_temp = max(self.peak_temp, self.temp)
@@ -74,17 +85,34 @@ class Arena:
         self.temp = self.head
 
     def resize_head(self, size: int) -> None:
-        if self.tail < size:
+        if self.ceiling < size:
             raise OutOfArena(f"head of {size} B")
         self.head = self.temp = size
         self.peak_temp = max(self.peak_temp, self.temp)
 
     def available(self, align: int) -> int:
-        return _down(self.tail, align) - _up(self.temp, align)
+        return _down(self.ceiling, align) - _up(self.temp, align)
 
     @property
     def tail_used(self) -> int:
         return self.end - self.tail
+
+
+class SplitArena(Arena):
+    """Persistent and NonPersistentArenaBufferAllocator: the tail in a buffer of its own
+    (unbounded here: its use is measured), head and temporaries in ``size`` bytes."""
+
+    def __init__(self, size: int, size_t_bits: int):
+        super().__init__(UNBOUNDED, size_t_bits)
+        self.np_end = size
+
+    @property
+    def ceiling(self) -> int:
+        return self.np_end
+
+    @property
+    def floor(self) -> int:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -146,14 +174,15 @@ def planned_buffers(model: Model, n_scratch: int) -> int:
 
 
 def replay(model: Model, target: Target, size: int, head: int,
-           scratch: Callable[[Operator], list[int]], with_temps: bool = True) -> Replay:
+           scratch: Callable[[Operator], list[int]], with_temps: bool = True, split: bool = False) -> Replay:
     """Run the allocation sequence in an arena of ``size`` bytes; raises :class:`OutOfArena`
     where TFLM's AllocateTensors would fail.  ``head``: the planner's result (bytes);
     ``scratch(op)``: the scratch requests of ``op``'s kernel.  ``with_temps=False`` skips
-    the temporaries (they never change the tail; the search prices thousands of graphs)."""
+    the temporaries (they never change the tail; the search prices thousands of graphs).
+    ``split``: separate arenas, ``size`` being the non-persistent one's."""
     abi = ABI_TABLES[target.abi]
-    a = Arena(size, 8 * abi["size_t"].size)
-    for name in abi.fixed_objects:
+    a = (SplitArena if split else Arena)(size, 8 * abi["size_t"].size)
+    for name in abi.split_objects if split else abi.fixed_objects:
         a.persistent(abi[name].size, abi[name].align)
     _start_model_allocation(a, abi, model)
     ops = [op for sg in model.subgraphs for op in sg.operators]
