@@ -397,3 +397,16 @@ def test_graphs_the_passes_cannot_reorder_are_refused(edit, msg) -> None:
     again = read_model(write_model(m))
     with pytest.raises(FdtError, match=msg):
         check_optimizable(again)
+
+
+def test_out_of_memory_is_one_line_exit_2(monkeypatch, capsys) -> None:
+    """Should an allocation still fail (a tighter limit than ours), the user gets one line."""
+    import fdt_tflm.io
+    from fdt_tflm.cli import main
+
+    def no_memory(source):
+        raise MemoryError()
+    monkeypatch.setattr(fdt_tflm.io, "read_model", no_memory)
+    assert main(["inspect", str(KWS)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fdt-tflm: error: out of memory")
