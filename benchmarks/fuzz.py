@@ -273,7 +273,10 @@ def worker(seed: int, start: int, stop: int) -> int:
     """``--worker``: one line per file on stdout, ``index<TAB>outcome<TAB>mutation``."""
     limit_memory()
     seeds = load_seeds()
+    abort_at = int(os.environ.get("FDT_FUZZ_SELFTEST_ABORT", -1))  # lets a test check the harness
     for i in range(start, stop):
+        if i == abort_at:
+            os.abort()
         desc, data = mutant(seeds, seed, i)
         print(f"{i}\t{reader_outcome(data)}\t{desc}", flush=True)
     print("done", flush=True)
@@ -313,45 +316,57 @@ def _quiet(key: str, tally: "Tally") -> None:
     pass
 
 
+@dataclass
+class _Worker:
+    """One reader worker: the files [next, stop) are still to be reported."""
+
+    next: int
+    stop: int
+    proc: subprocess.Popen
+    seen: float = field(default_factory=time.monotonic)
+
+
 def run_reader(seed: int, n: int, jobs: int, progress: bool = True, checkpoint: Checkpoint = _quiet) -> Tally:
-    """``n`` files through the reader in ``jobs`` worker processes; a dead or silent worker
-    is a crash or hang at the file after its last report, and is restarted after it."""
+    """``n`` files through the reader in ``jobs`` worker processes.  A worker whose output ends
+    without "done" died (a crash at the file after its last report); one silent for too long
+    hangs; either way it is restarted after that file."""
     t0, tally = time.perf_counter(), Tally()
-    bounds = [(n * k // jobs, n * (k + 1) // jobs) for k in range(jobs)]
-    live = {k: _start_worker(seed, *bounds[k]) for k in range(jobs) if bounds[k][0] < bounds[k][1]}
-    nxt = {k: bounds[k][0] for k in live}
-    last_seen = {k: time.monotonic() for k in live}
-    while live:
-        ready, _, _ = select.select([p.stdout for p in live.values()], [], [], 1.0)
-        for k, p in list(live.items()):
-            if p.stdout in ready:
-                line = p.stdout.readline()
-                if line and line != "done\n":
-                    idx, outcome, desc = line.rstrip("\n").split("\t", 2)
-                    tally.add(int(idx), outcome, desc)
-                    nxt[k], last_seen[k] = int(idx) + 1, time.monotonic()
-                    if progress and tally.tried % 5000 == 0:
-                        print(f"  reader: {tally.tried:,} files, {tally.crashes} crashes, {tally.hangs} hangs, "
-                              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-                    if tally.tried % 1000 == 0:
-                        tally.seconds = round(time.perf_counter() - t0, 1)
-                        checkpoint("reader", tally)
-                    continue
-                if line == "done\n":
-                    p.wait()
-                    del live[k]
-                    continue
-            silent = time.monotonic() - last_seen[k] > 3 * READER_TIME_LIMIT + 30
-            if p.poll() is not None or silent:
-                _reap(p)
-                outcome = "hang" if silent else f"crash: worker died (exit {p.returncode})"
-                tally.add(nxt[k], outcome, mutant(load_seeds(), seed, nxt[k])[0])
-                nxt[k] += 1
-                del live[k]
-                if nxt[k] < bounds[k][1]:
-                    live[k], last_seen[k] = _start_worker(seed, nxt[k], bounds[k][1]), time.monotonic()
+    workers = {}
+    for k in range(jobs):
+        lo, hi = n * k // jobs, n * (k + 1) // jobs
+        if lo < hi:
+            workers[k] = _Worker(lo, hi, _start_worker(seed, lo, hi))
+    while workers:
+        ready, _, _ = select.select([w.proc.stdout for w in workers.values()], [], [], 1.0)
+        for k, w in list(workers.items()):
+            line = w.proc.stdout.readline() if w.proc.stdout in ready else None
+            if line == "done\n":
+                w.proc.wait()
+                del workers[k]
+            elif line:
+                idx, outcome, desc = line.rstrip("\n").split("\t", 2)
+                tally.add(int(idx), outcome, desc)
+                w.next, w.seen = int(idx) + 1, time.monotonic()
+                _report_progress("reader", tally, t0, 5000, 1000, progress, checkpoint)
+            elif line == "" or time.monotonic() - w.seen > 3 * READER_TIME_LIMIT + 30:
+                _reap(w.proc)
+                outcome = f"crash: worker died (exit {w.proc.returncode})" if line == "" else "hang"
+                tally.add(w.next, outcome, mutant(load_seeds(), seed, w.next)[0])
+                del workers[k]
+                if w.next + 1 < w.stop:
+                    workers[k] = _Worker(w.next + 1, w.stop, _start_worker(seed, w.next + 1, w.stop))
     tally.seconds = round(time.perf_counter() - t0, 1)
     return tally
+
+
+def _report_progress(key: str, tally: Tally, t0: float, every: int, save_every: int, progress: bool,
+                     checkpoint: Checkpoint) -> None:
+    if progress and tally.tried % every == 0:
+        print(f"  {key}: {tally.tried:,} files, {tally.crashes} crashes, {tally.hangs} hangs, "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    if tally.tried % save_every == 0:
+        tally.seconds = round(time.perf_counter() - t0, 1)
+        checkpoint(key, tally)
 
 
 def _start_worker(seed: int, start: int, stop: int) -> subprocess.Popen:
@@ -410,12 +425,7 @@ def run_optimize(seed: int, n: int, jobs: int, progress: bool = True, checkpoint
         with ThreadPoolExecutor(jobs) as ex:
             for i, outcome, desc in ex.map(one, range(n)):
                 tally.add(i, outcome, desc)
-                if progress and tally.tried % 50 == 0:
-                    print(f"  optimize: {tally.tried:,} files, {tally.crashes} crashes, {tally.hangs} hangs, "
-                          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-                if tally.tried % 10 == 0:
-                    tally.seconds = round(time.perf_counter() - t0, 1)
-                    checkpoint("optimize", tally)
+                _report_progress("optimize", tally, t0, 50, 10, progress, checkpoint)
     tally.seconds = round(time.perf_counter() - t0, 1)
     return tally
 

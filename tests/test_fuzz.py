@@ -67,6 +67,13 @@ def test_every_hostile_model_is_refused_by_the_reader_or_before_any_pass() -> No
             check_optimizable(read_model(build()))
 
 
+def test_a_worker_killed_by_a_signal_is_a_crash_at_its_file(monkeypatch) -> None:
+    monkeypatch.setenv("FDT_FUZZ_SELFTEST_ABORT", "7")
+    t = fuzz.run_reader(seed=1, n=20, jobs=2, progress=False)
+    assert t.tried == 20 and t.crashes == 1 and t.hangs == 0
+    assert t.findings[0]["index"] == 7 and "worker died (exit -6)" in t.findings[0]["outcome"]
+
+
 def test_the_harness_sees_crashes(monkeypatch) -> None:
     """A reader that raises something other than FdtError, or a CLI that prints a traceback
     or exits 3, is counted as a crash: the figures above could fail."""
