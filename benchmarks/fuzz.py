@@ -242,7 +242,7 @@ def _alarm(signum, frame):
 
 
 def reader_outcome(data: bytes, time_limit: float = READER_TIME_LIMIT) -> str:
-    """What ``inspect`` does (read, summary, table) and a write back: "error" (FdtError),
+    """What ``inspect`` does (read, summary, table, JSON) and a write back: "error" (FdtError),
     "accepted", "hang" or "crash: <exception>"."""
     from fdt_tflm.analysis import format_table, summary
     from fdt_tflm.io import read_model, write_model
@@ -250,7 +250,9 @@ def reader_outcome(data: bytes, time_limit: float = READER_TIME_LIMIT) -> str:
     signal.setitimer(signal.ITIMER_REAL, time_limit)
     try:
         m = read_model(data)
-        format_table(m, summary(m))
+        info = summary(m)
+        format_table(m, info)
+        json.dumps(info)  # inspect --json
         write_model(m)
         return "accepted"
     except FdtError:
