@@ -11,7 +11,8 @@ Sizes are bounded before anything is allocated for them:
   times at the same data);
 - every tensor, buffer and opcode index is in range.
 
-:func:`check_dataflow` (run before any pass) refuses cycles and tensors with two writers.
+:func:`check_dataflow` (run before any pass) refuses cycles, tensors with two writers, writes
+into constants and reads of activations nobody writes.
 """
 from __future__ import annotations
 
