@@ -202,5 +202,12 @@ def cmsis_scratch(op: Operator, features: str) -> Optional[list[int]]:
         return []
 
 
+_INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+
+
 def unmodelled_ops(ops: list[Operator]) -> list[str]:
-    return sorted({op.type for op in ops if op.type in UNMODELLED})
+    """CMSIS-NN kernels in ``ops`` whose scratch is not restated here (int16 paths included)."""
+    def int16(op: Operator) -> bool:
+        return op.type in _INT8_ONLY and bool(op.inputs) and op.inputs[0] is not None \
+            and op.inputs[0].dtype == TensorType.INT16
+    return sorted({op.type for op in ops if op.type in UNMODELLED or int16(op)})
