@@ -1,4 +1,4 @@
-"""Command line: ``python -m fdt_tflm {inspect,optimize,verify,firmware}``.
+"""Command line: ``python -m fdt_tflm {inspect,optimize,verify,firmware,device-run}``.
 
 A thin layer over the Python API.  Bad input -> one line on stderr and exit code 2;
 outputs that differ after optimisation -> exit code 1 and nothing written.
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_firmware_parser = None
     if add_firmware_parser is not None:
         add_firmware_parser(sub, _optimize_for_firmware)
+        from .device.cli import add_device_parser
+        add_device_parser(sub, _optimize_for_firmware)
     return p
 
 

@@ -1,5 +1,16 @@
 // Runs the generated model once with TFLM and prints what the firmware author needs:
 // the outputs (to compare against the host) and the arena TFLM actually used.
+//
+// Opt-in measurement (off by default; `fdt-tflm device-run` turns it on), compiled only
+// into the application, never into TFLM:
+//   FDT_ARENA_PROBE       after the normal run and its lines, print `fdt-probe:` lines:
+//                         whether the model allocates in FDT_APP_ARENA_SIZE - 32 bytes, the
+//                         smallest arena (exact byte, bisection) in which AllocateTensors and
+//                         Invoke succeed, and every output byte in hex;
+//   FDT_PROBE_ARENA_SIZE  the buffer the probe may use (default 2 x the generated size);
+//   FDT_SYSTICK_COUNT     count SysTick ticks around Invoke and around a calibration loop
+//                         of known length (under QEMU -icount shift=0 the ratio gives the
+//                         executed instructions; see docs/firmware.md, device-run).
 #include "fdt_run.h"
 
 #include <cstdint>
@@ -11,13 +22,30 @@
 
 #if defined(FDT_TFLM_LOG_CALLBACK)
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
+#if defined(FDT_ARENA_PROBE)
+static bool fdt_log_quiet = false;  // the probe's failing tries would print TFLM's errors
+static void fdt_log(const char* s) {
+  if (!fdt_log_quiet) std::fputs(s, stdout);
+}
+#else
 static void fdt_log(const char* s) { std::fputs(s, stdout); }
+#endif
 #endif
 
 namespace {
 
 // The arena: exactly the size fdt-tflm computed (see fdt_arena.h for the breakdown).
-alignas(16) uint8_t tensor_arena[FDT_APP_ARENA_SIZE];
+constexpr size_t kArenaSize = FDT_APP_ARENA_SIZE;
+#if defined(FDT_ARENA_PROBE)
+#if !defined(FDT_PROBE_ARENA_SIZE)
+#define FDT_PROBE_ARENA_SIZE (2 * FDT_APP_ARENA_SIZE)
+#endif
+// The normal run uses the first kArenaSize bytes; the probe may use the whole buffer.
+constexpr size_t kBufferSize = FDT_PROBE_ARENA_SIZE > kArenaSize ? FDT_PROBE_ARENA_SIZE : kArenaSize;
+#else
+constexpr size_t kBufferSize = kArenaSize;
+#endif
+alignas(16) uint8_t tensor_arena[kBufferSize];
 
 // A fixed, platform-independent input so that runs can be compared with the host.
 void fill_input(TfLiteTensor* t) {
@@ -69,7 +97,29 @@ void print_tensor(size_t index, const TfLiteTensor* t) {
   std::printf("\n");
 }
 
+// The normal run on exactly the generated arena: outputs and arena_used_bytes().
+int run_once(const tflite::Model* model, FDT_APP_OP_RESOLVER& resolver) {
+  tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, kArenaSize);
+  if (interpreter.AllocateTensors() != kTfLiteOk) {
+    std::printf("fdt: AllocateTensors failed with an arena of %u bytes\n", static_cast<unsigned>(kArenaSize));
+    return 3;
+  }
+  for (size_t i = 0; i < interpreter.inputs_size(); ++i) fill_input(interpreter.input(i));
+  if (interpreter.Invoke() != kTfLiteOk) {
+    std::printf("fdt: Invoke failed\n");
+    return 4;
+  }
+  for (size_t i = 0; i < interpreter.outputs_size(); ++i) print_tensor(i, interpreter.output(i));
+  std::printf("fdt: arena_used_bytes %u of %u (generated arena size)\n",
+              static_cast<unsigned>(interpreter.arena_used_bytes()), static_cast<unsigned>(kArenaSize));
+  return 0;
+}
+
 }  // namespace
+
+#if defined(FDT_ARENA_PROBE) || defined(FDT_SYSTICK_COUNT)
+#include "fdt_probe.inc"
+#endif
 
 extern "C" int fdt_run(void) {
 #if defined(FDT_TFLM_LOG_CALLBACK)
@@ -86,19 +136,9 @@ extern "C" int fdt_run(void) {
     std::printf("fdt: registering the model's operators failed\n");
     return 2;
   }
-  tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, sizeof(tensor_arena));
-  if (interpreter.AllocateTensors() != kTfLiteOk) {
-    std::printf("fdt: AllocateTensors failed with an arena of %u bytes\n",
-                static_cast<unsigned>(sizeof(tensor_arena)));
-    return 3;
-  }
-  for (size_t i = 0; i < interpreter.inputs_size(); ++i) fill_input(interpreter.input(i));
-  if (interpreter.Invoke() != kTfLiteOk) {
-    std::printf("fdt: Invoke failed\n");
-    return 4;
-  }
-  for (size_t i = 0; i < interpreter.outputs_size(); ++i) print_tensor(i, interpreter.output(i));
-  std::printf("fdt: arena_used_bytes %u of %u (generated arena size)\n",
-              static_cast<unsigned>(interpreter.arena_used_bytes()), static_cast<unsigned>(sizeof(tensor_arena)));
-  return 0;
+  const int status = run_once(model, resolver);
+#if defined(FDT_ARENA_PROBE) || defined(FDT_SYSTICK_COUNT)
+  fdt_probe(model, resolver);
+#endif
+  return status;
 }

@@ -30,6 +30,35 @@ elseif(FDT_PART STREQUAL "STM32H743")
   set(FDT_FLASH_SIZE 2048K)
   set(FDT_RAM_ORIGIN 0x24000000)
   set(FDT_RAM_SIZE 512K)
+# Emulated boards (QEMU) for measurements without hardware (`fdt-tflm device-run`); the
+# application runs with semihosting.  Same CPU flags as the real parts above.
+elseif(FDT_PART STREQUAL "QEMU_NETDUINOPLUS2")
+  # qemu-system-arm -M netduinoplus2: STM32F405, Cortex-M4F; QEMU maps 1 MB flash and
+  # 192 KB SRAM (SRAM1 + SRAM2 + CCM as one block) at 0x20000000.
+  set(FDT_CPU_FLAGS -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard)
+  set(FDT_TFLM_ARCH "cortex-m4+fp")
+  set(FDT_FLASH_ORIGIN 0x08000000)
+  set(FDT_FLASH_SIZE 1024K)
+  set(FDT_RAM_ORIGIN 0x20000000)
+  set(FDT_RAM_SIZE 192K)
+elseif(FDT_PART STREQUAL "QEMU_MPS2_AN386")
+  # qemu-system-arm -M mps2-an386: Cortex-M4F, 4 MB SSRAM1 at 0 (code), 4 MB SSRAM2/3 at 0x20000000.
+  set(FDT_CPU_FLAGS -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard)
+  set(FDT_TFLM_ARCH "cortex-m4+fp")
+  set(FDT_FLASH_ORIGIN 0x00000000)
+  set(FDT_FLASH_SIZE 4096K)
+  set(FDT_RAM_ORIGIN 0x20000000)
+  set(FDT_RAM_SIZE 4096K)
+elseif(FDT_PART STREQUAL "QEMU_MPS2_AN505")
+  # qemu-system-arm -M mps2-an505: Cortex-M33 with FPU and DSP, starting in the secure state:
+  # secure aliases of SSRAM1 (4 MB at 0x10000000, the secure vector table) and of SSRAM2/3
+  # (2 x 2 MB, contiguous at 0x38000000).
+  set(FDT_CPU_FLAGS -mcpu=cortex-m33 -mthumb -mfpu=fpv5-sp-d16 -mfloat-abi=hard)
+  set(FDT_TFLM_ARCH "cortex-m33")
+  set(FDT_FLASH_ORIGIN 0x10000000)
+  set(FDT_FLASH_SIZE 4096K)
+  set(FDT_RAM_ORIGIN 0x38000000)
+  set(FDT_RAM_SIZE 4096K)
 else()
   message(FATAL_ERROR "Unknown FDT_PART '${FDT_PART}'. Add it to cmake/parts.cmake.")
 endif()

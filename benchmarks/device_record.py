@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Record device measurements: the data the arena predictor is checked against.
+
+Every configuration below is measured with ``fdt-tflm device-run`` (the STM32 firmware
+project, built with the device's TFLM, run in QEMU) and written to
+``tests/data/device_measurements.json``, one record per (model, mode, kernels, machine).
+Records are replaced one by one and the file is rewritten after each, so an interrupted
+run keeps what it measured; re-run with ``--only`` to refresh a part.
+
+    python benchmarks/device_record.py --tree reference=/path/tree_ref --tree cmsis-nn=/path/tree_cmsis \\
+        --tflm-commit 90b983c2b3f1480642e040bbd2ddb37b998f3424 [--only mode=original,cpu=cortex-m4] [--list]
+
+Trees: see docs/firmware.md, "Getting a TFLM tree".  Each record stores the firmware
+model's sha256: when the optimiser's output changes, the record is stale (tests can tell).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fdt_tflm.cli import _optimize_for_firmware  # noqa: E402
+from fdt_tflm.device import DeviceOptions, device_run  # noqa: E402
+from fdt_tflm.errors import FdtError  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "models"
+OUT = REPO / "tests" / "data" / "device_measurements.json"
+KERNELS = ("reference", "cmsis-nn")
+SHARED_MODELS = ("mlperf_ad_toycar_int8", "mlperf_ic_resnet8_int8", "mlperf_kws_dscnn_int8",
+                 "mlperf_vww_mbv1_96_int8", "tflm_micro_speech_int8", "tflm_micro_speech_lstm_int8",
+                 "tflm_person_detect_int8")
+CUSTOM_OP_MODELS = (REPO / "models" / "convdense.tflite", SHARED / "tflm_micro_speech_int8.tflite")
+M33_MODELS = ("mlperf_ad_toycar_int8", "mlperf_kws_dscnn_int8", "tflm_micro_speech_lstm_int8")
+FLAGS = {"original": ["--no-optimize"], "optimized": [], "custom-ops": ["--allow-custom-ops"]}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One measurement: which model, how its firmware is made, where it runs."""
+
+    path: Path
+    mode: str
+    kernels: str
+    cpu: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.path.name, self.mode, self.kernels, self.cpu)
+
+    def as_filter(self) -> dict[str, str]:
+        return {"model": self.path.stem, "mode": self.mode, "kernels": self.kernels, "cpu": self.cpu}
+
+
+def plan() -> list[Config]:
+    """All configurations, grouped by (kernels, cpu) so that each build directory is reused."""
+    out = []
+    for cpu, models in (("cortex-m4", SHARED_MODELS), ("cortex-m33", M33_MODELS)):
+        for kernels in KERNELS:
+            for mode in ("original", "optimized"):
+                out += [Config(SHARED / f"{m}.tflite", mode, kernels, cpu) for m in models]
+            if cpu == "cortex-m4":
+                out += [Config(p, "custom-ops", kernels, cpu) for p in CUSTOM_OP_MODELS]
+    return out
+
+
+def selected(configs: Iterable[Config], only: list[str]) -> list[Config]:
+    """Configs matching every ``key=v1|v2`` of ``only`` (keys: model, mode, kernels, cpu)."""
+    wanted = [(k, set(v.split("|"))) for k, v in (item.split("=", 1) for item in only)]
+    return [c for c in configs if all(c.as_filter().get(k) in vals for k, vals in wanted)]
+
+
+def git_head(path: Path) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure(cfg: Config, tree: str, build_dir: str | None, meta: dict[str, Any]) -> dict[str, Any]:
+    """One record: the device-run result, or the error that stopped it."""
+    opts = DeviceOptions(model=str(cfg.path), tree=tree, kernels=cfg.kernels, cpu=cfg.cpu, mode=cfg.mode,
+                         build_dir=build_dir)
+    base = {"model": cfg.path.name, "mode": cfg.mode, "kernels": cfg.kernels, "cpu": cfg.cpu,
+            "flags": FLAGS[cfg.mode] + (["--kernels", "cmsis-nn"] if cfg.kernels == "cmsis-nn" else []), **meta,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    try:
+        res = device_run(opts, _optimize_for_firmware).to_dict()
+    except FdtError as e:
+        return {**base, "ran": False, "error": str(e)}
+    res.pop("model", None)
+    return {**base, "ran": True, "error": None, **res}
+
+
+def load(path: Path) -> dict[str, Any]:
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"description": "Device measurements by benchmarks/device_record.py (fdt-tflm device-run)",
+            "records": []}
+
+
+def save(path: Path, data: dict[str, Any]) -> None:
+    data["records"].sort(key=lambda r: (r["cpu"], r["kernels"], r["mode"], r["model"]))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tree", action="append", default=[], metavar="KERNELS=DIR", help="TFLM tree per kernel set")
+    ap.add_argument("--tflm-commit", default=None, help="tflite-micro commit the trees were made from")
+    ap.add_argument("--tflm-git", default=None, help="or: the tflite-micro checkout (its HEAD is recorded)")
+    ap.add_argument("--only", action="append", default=[], metavar="KEY=V1|V2", help="model, mode, kernels, cpu")
+    ap.add_argument("--build-dir", default=None)
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--list", action="store_true", help="print the configurations and exit")
+    args = ap.parse_args()
+    configs = selected(plan(), args.only)
+    if args.list:
+        print("\n".join(" ".join(c.key) for c in configs))
+        return 0
+    trees = dict(t.split("=", 1) for t in args.tree)
+    commit = args.tflm_commit or (git_head(Path(args.tflm_git)) if args.tflm_git else "unknown")
+    meta = {"tflm_commit": commit, "fdt_tflm_commit": git_head(REPO)}
+    out = Path(args.out)
+    data = load(out)
+    for i, cfg in enumerate(configs, 1):
+        if cfg.kernels not in trees:
+            print(f"[{i}/{len(configs)}] {' '.join(cfg.key)}: no --tree for {cfg.kernels}, skipped", flush=True)
+            continue
+        rec = measure(cfg, trees[cfg.kernels], args.build_dir, meta)
+        data["records"] = [r for r in data["records"] if (r["model"], r["mode"], r["kernels"], r["cpu"]) != cfg.key]
+        data["records"].append(rec)
+        save(out, data)
+        summary = rec["error"] or (f"header {rec['header_arena_bytes']} min {rec['min_working_arena_bytes']} "
+                                   f"used {rec['arena_used_bytes']} equal {rec['outputs_equal_original_host']} "
+                                   f"instr {rec['instructions_per_inference']}")
+        print(f"[{i}/{len(configs)}] {' '.join(cfg.key)}: {summary}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

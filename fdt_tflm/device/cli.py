@@ -1,0 +1,69 @@
+"""The ``device-run`` subcommand (registered by ``fdt_tflm/cli.py``)."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Optional
+
+from ..firmware.emit import KERNELS
+from ..tiling import OBJECTIVES
+from .harness import DeviceOptions, DeviceResult, OptimizeFn, device_run
+from .machines import CPUS, MACHINES
+
+
+def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> None:
+    """``device-run MODEL --tflm-tree DIR``: build the STM32 firmware, run it in QEMU, measure."""
+    d = subparsers.add_parser("device-run", help="build the STM32 firmware for MODEL, run it in QEMU and "
+                              "measure the arena it needs, its outputs and instructions")
+    d.add_argument("model")
+    d.add_argument("--tflm-tree", required=True, metavar="DIR", help="tree from create_tflm_tree.py")
+    d.add_argument("--kernels", choices=KERNELS, default="reference", help="must match the tree")
+    d.add_argument("--cpu", choices=CPUS, default="cortex-m4")
+    d.add_argument("--machine", choices=sorted(MACHINES), default=None,
+                   help="QEMU machine (default: netduinoplus2 for cortex-m4, mps2-an505 for cortex-m33)")
+    mode = d.add_mutually_exclusive_group()
+    mode.add_argument("--no-optimize", action="store_true", help="the model as it is")
+    mode.add_argument("--allow-custom-ops", action="store_true", help="as for optimize (FDT_PARTIAL kernel)")
+    d.add_argument("--passes", default=None, help="as for optimize")
+    d.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT", help="as for optimize")
+    d.add_argument("--objective", choices=OBJECTIVES, default="total", help="as for optimize")
+    d.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="where builds are kept, one per tree/kernels/machine (default ~/.cache/fdt-tflm/device)")
+    d.add_argument("--timeout", type=float, default=1800.0, metavar="S", help="for each build and QEMU run")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def run(args: argparse.Namespace) -> int:
+        return cmd_device_run(args, optimize_fn)
+
+    d.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> DeviceOptions:
+    mode = "original" if args.no_optimize else "custom-ops" if args.allow_custom_ops else "optimized"
+    return DeviceOptions(model=args.model, tree=args.tflm_tree, kernels=args.kernels, cpu=args.cpu, mode=mode,
+                         machine=args.machine, build_dir=args.build_dir, timeout=args.timeout, passes=args.passes,
+                         max_overhead=args.max_overhead, objective=args.objective)
+
+
+def format_result(r: DeviceResult) -> str:
+    """Human-readable summary of one measurement."""
+    def num(v: Optional[int]) -> str:
+        return "-" if v is None else f"{v:,}"
+    yes = {True: "yes", False: "NO", None: "-"}
+    lines = [f"fdt-tflm device-run: {r.model} ({r.mode}, {r.kernels} kernels, {r.cpu} on QEMU {r.qemu_machine})",
+             f"  FDT_TENSOR_ARENA_SIZE      {num(r.header_arena_bytes)} B ({r.header_source})",
+             f"  allocates and runs in it   {yes[r.allocates_in_header]}",
+             f"  fails with 32 B less       {yes[r.fails_at_header_minus_32]}",
+             f"  smallest working arena     {num(r.min_working_arena_bytes)} B",
+             f"  arena_used_bytes           {num(r.arena_used_bytes)} B",
+             f"  outputs = original (host)  {yes[r.outputs_equal_original_host]}",
+             f"  instructions / inference   {num(r.instructions_per_inference)}",
+             f"  model sha256               {r.model_sha256}"]
+    return "\n".join(lines + [f"  note: {n}" for n in r.notes])
+
+
+def cmd_device_run(args: argparse.Namespace, optimize_fn: Optional[OptimizeFn]) -> int:
+    """Exit 0 when the header's arena works and the outputs equal the original's, else 1."""
+    res = device_run(options_from_args(args), optimize_fn)
+    print(json.dumps(res.to_dict(), indent=2) if args.json else format_result(res))
+    return 0 if res.allocates_in_header and res.outputs_equal_original_host else 1

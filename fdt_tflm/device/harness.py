@@ -1,0 +1,304 @@
+"""Device harness: build the STM32 firmware project for one model, run it in QEMU, and
+measure what the arena header promises, on the device's own (32-bit) TFLM.
+
+Why: every number fdt-tflm computes otherwise comes from the 64-bit host interpreter.  The
+project is instantiated by the ``firmware`` subcommand's own code (``cmd_firmware``), so
+what is measured is what users get; the application is built with FDT_ARENA_PROBE and
+FDT_SYSTICK_COUNT (``common/fdt_probe.inc``), which only add lines after the normal ones.
+
+Builds are expensive, so there is one CMake build directory per (TFLM tree, kernels,
+machine) under ``build_dir``: TFLM is compiled once and each model only rebuilds the
+application (ccache is used when installed).  A lock file serialises runs sharing one.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+
+from ..errors import FdtError
+from .machines import RAM_RESERVE, Machine, machine_for
+from .serial import SerialReport, parse_serial
+
+MODES = ("original", "optimized", "custom-ops")
+TOOLS = ("cmake", "arm-none-eabi-g++", "qemu-system-arm")
+PROBE_DEFINES = ("FDT_ARENA_PROBE", "FDT_SYSTICK_COUNT")
+_HEADER_RE = re.compile(r"#define\s+FDT_TENSOR_ARENA_SIZE\s+(\d+)")
+OptimizeFn = Callable[[str, argparse.Namespace], Any]
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    """What to measure: the model, how the firmware is made, and where it runs."""
+
+    model: str
+    tree: str
+    kernels: str = "reference"
+    cpu: str = "cortex-m4"
+    mode: str = "optimized"
+    machine: Optional[str] = None  # QEMU -M; default per cpu
+    build_dir: Optional[str] = None
+    timeout: float = 1800.0
+    passes: Optional[str] = None
+    max_overhead: float = 0.0
+    objective: str = "total"
+
+
+@dataclass
+class DeviceResult:
+    """One device measurement (the JSON of ``device-run --json``)."""
+
+    model: str
+    mode: str
+    kernels: str
+    cpu: str
+    qemu_machine: str
+    model_sha256: str  # of the model in the firmware
+    original_sha256: str
+    header_arena_bytes: int
+    header_source: str  # "firmware" (the CLI's header) or "api-fallback" (see custom_op_fallback)
+    arena_used_bytes: Optional[int]
+    allocates_in_header: bool
+    fails_at_header_minus_32: Optional[bool]
+    min_working_arena_bytes: Optional[int]
+    outputs_equal_original_host: Optional[bool]
+    instructions_per_inference: Optional[int]
+    device_status: Optional[int]
+    probe_buffer_bytes: Optional[int]
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_prerequisites(tree: str, kernels: str) -> Path:
+    """The TFLM tree as a Path; FdtError (one line) when a tool or the tree is missing."""
+    for tool in TOOLS:
+        if shutil.which(tool) is None:
+            raise FdtError(f"device-run needs {tool} on PATH (Debian: cmake, gcc-arm-none-eabi "
+                           "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib, qemu-system-arm)")
+    root = Path(tree).resolve()
+    if not (root / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
+        raise FdtError(f"{tree} is not a TFLM tree (no tensorflow/lite/micro/micro_interpreter.h); "
+                       "see docs/firmware.md, 'Getting a TFLM tree'")
+    has_cmsis = (root / "tensorflow" / "lite" / "micro" / "kernels" / "cmsis_nn").is_dir()
+    if has_cmsis != (kernels == "cmsis-nn"):
+        made = "with" if has_cmsis else "without"
+        raise FdtError(f"{tree} was made {made} OPTIMIZED_KERNEL_DIR=cmsis_nn; it cannot build {kernels} kernels")
+    return root
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def default_build_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fdt-tflm" / "device"
+
+
+def work_dir(opts: DeviceOptions, tree: Path, machine: Machine) -> Path:
+    """One persistent project + build directory per (tree, kernels, machine)."""
+    root = Path(opts.build_dir) if opts.build_dir else default_build_root()
+    tag = hashlib.sha1(str(tree).encode()).hexdigest()[:8]
+    return root / f"{opts.kernels}-{machine.qemu}-{tag}"
+
+
+def _firmware_args(opts: DeviceOptions, out: Path) -> argparse.Namespace:
+    return argparse.Namespace(
+        model=opts.model, target="stm32", output=str(out), no_optimize=opts.mode == "original",
+        passes=opts.passes, max_overhead=opts.max_overhead, objective=opts.objective, no_verify=False,
+        allow_custom_ops=opts.mode == "custom-ops", prefix="fdt", kernels=opts.kernels, part=None,
+        target_ram=None, target_flash=None)
+
+
+def read_header(proj: Path) -> int:
+    """FDT_TENSOR_ARENA_SIZE from the generated arena header."""
+    m = _HEADER_RE.search((proj / "generated" / "fdt_arena.h").read_text())
+    if m is None:
+        raise FdtError(f"no FDT_TENSOR_ARENA_SIZE in {proj / 'generated' / 'fdt_arena.h'}")
+    return int(m.group(1))
+
+
+def instantiate_project(opts: DeviceOptions, proj: Path, machine: Machine,
+                        optimize_fn: Optional[OptimizeFn]) -> tuple[bytes, str, list[str]]:
+    """Write the project exactly as ``fdt-tflm firmware`` does; returns the firmware's model
+    bytes, where its header came from, and notes.  The subcommand's printout goes to stderr."""
+    from ..firmware.cli import cmd_firmware
+    from ..io import load_bytes
+    results: list[Any] = []
+
+    def capture(path: str, args: argparse.Namespace) -> Any:
+        if optimize_fn is None:
+            raise FdtError("optimisation is not available here; use --no-optimize")
+        results.append(optimize_fn(path, args))
+        return results[-1]
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            cmd_firmware(_firmware_args(opts, proj), capture)
+    except FdtError as e:
+        if opts.mode != "custom-ops" or not results or getattr(results[-1], "verified", None) is False:
+            raise
+        return custom_op_fallback(opts, proj, machine, results[-1], str(e))
+    data = results[-1].data if results else load_bytes(opts.model)
+    return data, "firmware", []
+
+
+def custom_op_fallback(opts: DeviceOptions, proj: Path, machine: Machine, result: Any,
+                       error: str) -> tuple[bytes, str, list[str]]:
+    """When ``firmware --allow-custom-ops`` cannot size the arena (the host interpreter has no
+    FDT_PARTIAL kernel), build the same optimised model through the Python API with a large
+    arena: the smallest working arena is still measured, the header flags are not meaningful."""
+    from ..firmware import ArenaInfo, instantiate
+    from ..io import load_bytes
+    big = (machine.ram - RAM_RESERVE) // 32 * 16
+    with contextlib.redirect_stdout(sys.stderr):
+        instantiate("stm32", proj, result.data, arena=ArenaInfo(big - 16, 0, big - 16, 0, estimated=True),
+                    kernels=opts.kernels, original_bytes=load_bytes(opts.model))
+    return result.data, "api-fallback", [f"firmware --allow-custom-ops failed ({error}); "
+                                         f"built through the Python API with a {big:,} B arena"]
+
+
+def _run(cmd: list[str], what: str, timeout: float, cwd: Optional[Path] = None) -> str:
+    nice = ["nice", "-n", "10"] if shutil.which("nice") else []
+    try:
+        proc = subprocess.run(nice + cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise FdtError(f"{what} timed out after {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "error" in ln.lower()]
+        last = (lines or (proc.stdout + proc.stderr).strip().splitlines() or ["no output"])[-1]
+        raise FdtError(f"{what} failed (exit {proc.returncode}): {last.strip()}")
+    return proc.stdout
+
+
+def build(proj: Path, build_dir: Path, tree: Path, kernels: str, machine: Machine, probe_buffer: int,
+          timeout: float) -> Path:
+    """Configure (first time: toolchain, ccache) and build; returns the ELF."""
+    defines = ";".join(PROBE_DEFINES + (f"FDT_PROBE_ARENA_SIZE={probe_buffer}",))
+    cmd = ["cmake", "-S", str(proj), "-B", str(build_dir), f"-DFDT_PART={machine.part}", f"-DTFLM_DIR={tree}",
+           f"-DFDT_KERNELS={kernels}", f"-DFDT_APP_DEFINES={defines}"]
+    if not (build_dir / "CMakeCache.txt").exists():
+        cmd.append(f"-DCMAKE_TOOLCHAIN_FILE={proj / 'cmake' / 'arm-none-eabi.cmake'}")
+        if shutil.which("ccache"):
+            cmd += ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
+    _run(cmd, "cmake configure", timeout)
+    _run(["cmake", "--build", str(build_dir), "-j2"], "firmware build", timeout)
+    elf = build_dir / "fdt_app.elf"
+    if not elf.is_file():
+        raise FdtError(f"the build wrote no {elf}")
+    return elf
+
+
+def run_qemu(elf: Path, machine: Machine, timeout: float) -> str:
+    """Run the ELF with semihosting; ``-icount shift=0`` makes virtual time count instructions
+    (1 ns each), which the SysTick measures.  Returns what the firmware printed."""
+    cmd = ["qemu-system-arm", "-M", machine.qemu, "-nographic", "-monitor", "none", "-serial", "none",
+           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FdtError(f"QEMU ({machine.qemu}) timed out after {timeout:.0f} s") from None
+    if "fdt: done" not in proc.stdout:
+        last = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
+        raise FdtError(f"the firmware did not finish in QEMU ({machine.qemu}, exit {proc.returncode}): {last}")
+    return proc.stdout
+
+
+def pattern_inputs(model_bytes: bytes) -> list[np.ndarray]:
+    """The firmware's input: byte i of every input tensor is (7 i + 3) mod 256."""
+    from ..io import read_model
+    from ..ir.types import DTYPE_NUMPY
+    out = []
+    for t in read_model(model_bytes).main.inputs:
+        raw = ((np.arange(t.nbytes) * 7 + 3) & 0xFF).astype(np.uint8)
+        out.append(raw.view(DTYPE_NUMPY[t.dtype]).reshape(t.shape))
+    return out
+
+
+def host_outputs(original: bytes) -> list[bytes]:
+    """The ORIGINAL model's outputs in the host TFLM on the firmware's input, as bytes."""
+    from ..verify import run
+    res = run(original, [pattern_inputs(original)], runtime="tflm")
+    if not res.ok:
+        raise FdtError(f"the host TFLM could not run the original model: {res.error}")
+    return [np.ascontiguousarray(o).tobytes() for o in res.outputs[0]]
+
+
+def outputs_equal(report: SerialReport, host: list[bytes]) -> Optional[bool]:
+    """Every output byte of the device equals the host's (None: the device printed none)."""
+    if not report.outputs:
+        return None
+    return sorted(report.outputs) == list(range(len(host))) and all(
+        report.outputs[i] == h for i, h in enumerate(host))
+
+
+def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes, header: int, source: str,
+            report: SerialReport, host: list[bytes]) -> DeviceResult:
+    notes = []
+    if report.used_in_header is not None and report.full_used not in (None, report.used_in_header):
+        notes.append(f"arena_used_bytes differs: {report.used_in_header} in the header's arena, "
+                     f"{report.full_used} in the probe buffer")
+    return DeviceResult(
+        model=os.path.basename(opts.model), mode=opts.mode, kernels=opts.kernels, cpu=opts.cpu,
+        qemu_machine=machine.qemu, model_sha256=hashlib.sha256(data).hexdigest(),
+        original_sha256=hashlib.sha256(original).hexdigest(), header_arena_bytes=header, header_source=source,
+        arena_used_bytes=report.full_used or report.used_in_header,
+        allocates_in_header=report.status == 0 and report.used_in_header is not None,
+        fails_at_header_minus_32=None if report.minus32_allocates is None else not report.minus32_allocates,
+        min_working_arena_bytes=report.min_working, outputs_equal_original_host=outputs_equal(report, host),
+        instructions_per_inference=report.instructions, device_status=report.status,
+        probe_buffer_bytes=report.buffer, notes=notes)
+
+
+def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) -> DeviceResult:
+    """Instantiate, build, run in QEMU and measure one model (see the module docstring)."""
+    from ..io import load_bytes
+    if opts.mode not in MODES:
+        raise FdtError(f"unknown mode {opts.mode!r} (choose from {', '.join(MODES)})")
+    machine = machine_for(opts.cpu, opts.machine)
+    tree = check_prerequisites(opts.tree, opts.kernels)
+    original = load_bytes(opts.model)
+    work = work_dir(opts, tree, machine)
+    times: dict[str, float] = {}
+    with _locked(work / ".lock"):
+        t0 = time.monotonic()
+        data, source, notes = instantiate_project(opts, work / "proj", machine, optimize_fn)
+        header = read_header(work / "proj")
+        times["instantiate_s"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        elf = build(work / "proj", work / "build", tree, opts.kernels, machine, machine.probe_buffer(header),
+                    opts.timeout)
+        times["build_s"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        text = run_qemu(elf, machine, opts.timeout)
+        times["qemu_s"] = round(time.monotonic() - t0, 1)
+    report = parse_serial(text)
+    if not report.ended:
+        raise FdtError("the firmware's probe did not finish (no 'fdt-probe: end' line)")
+    res = _result(opts, machine, data, original, header, source, report, host_outputs(original))
+    res.notes = notes + res.notes
+    res.timings = times
+    return res

@@ -1,0 +1,82 @@
+"""Parse what the firmware prints over semihosting.
+
+The normal lines (``output i (TYPE, n bytes): ...``, ``fdt: arena_used_bytes N of M``,
+``fdt: done (status S)``) are the ones users' scripts parse too; the ``fdt-probe:`` lines
+come from ``common/fdt_probe.inc`` (compiled in with FDT_ARENA_PROBE / FDT_SYSTICK_COUNT).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import FdtError
+
+_USED = re.compile(r"^fdt: arena_used_bytes (\d+) of (\d+)", re.M)
+_ALLOC_FAIL = re.compile(r"^fdt: AllocateTensors failed with an arena of (\d+) bytes", re.M)
+_DONE = re.compile(r"^fdt: done \(status (-?\d+)\)", re.M)
+_BUFFER = re.compile(r"^fdt-probe: buffer (\d+)", re.M)
+_CALIB = re.compile(r"^fdt-probe: calibration ticks (\d+) for (\d+) instructions", re.M)
+_INVOKE = re.compile(r"^fdt-probe: invoke ticks (\d+) overhead (\d+)", re.M)
+_HEX = re.compile(r"^fdt-probe: output (\d+) hex ([0-9a-f]*)$", re.M)
+_FULL = re.compile(r"^fdt-probe: full_buffer allocate (yes|no) invoke (yes|no) arena_used_bytes (\d+)", re.M)
+_MINUS = re.compile(r"^fdt-probe: minus_32 size (\d+) allocate (yes|no) invoke (yes|no)", re.M)
+_MIN = re.compile(r"^fdt-probe: min_working_arena_bytes (\d+|none)", re.M)
+_UNEXPECTED = re.compile(r"^fdt-probe: unexpected: (.*)$", re.M)
+
+
+@dataclass
+class SerialReport:
+    """Everything one firmware run printed, as numbers (None: the line was absent)."""
+
+    status: Optional[int] = None
+    used_in_header: Optional[int] = None  # the normal run's arena_used_bytes
+    header_alloc_failed: bool = False
+    buffer: Optional[int] = None
+    calib_ticks: Optional[int] = None
+    calib_instructions: Optional[int] = None
+    invoke_ticks: Optional[int] = None
+    overhead_ticks: Optional[int] = None
+    outputs: dict[int, bytes] = field(default_factory=dict)
+    full_allocates: Optional[bool] = None
+    full_invokes: Optional[bool] = None
+    full_used: Optional[int] = None
+    minus32_size: Optional[int] = None
+    minus32_allocates: Optional[bool] = None
+    min_working: Optional[int] = None
+    ended: bool = False
+
+    @property
+    def instructions(self) -> Optional[int]:
+        """Instructions of one Invoke: its SysTick ticks (less the timer-read overhead) in
+        units of the calibration loop (exact instruction count); valid under -icount."""
+        if not self.calib_ticks or self.invoke_ticks is None or not self.calib_instructions:
+            return None
+        ticks = self.invoke_ticks - (self.overhead_ticks or 0)
+        return round(ticks * self.calib_instructions / self.calib_ticks)
+
+
+def _int(m: Optional[re.Match], group: int = 1) -> Optional[int]:
+    return int(m.group(group)) if m else None
+
+
+def parse_serial(text: str) -> SerialReport:
+    """A :class:`SerialReport` from the firmware's output; FdtError on a probe anomaly."""
+    unexpected = _UNEXPECTED.search(text)
+    if unexpected:
+        raise FdtError(f"device probe: {unexpected.group(1)}")
+    r = SerialReport(status=_int(_DONE.search(text)), used_in_header=_int(_USED.search(text)),
+                     header_alloc_failed=bool(_ALLOC_FAIL.search(text)), buffer=_int(_BUFFER.search(text)),
+                     ended="fdt-probe: end" in text)
+    if (m := _CALIB.search(text)):
+        r.calib_ticks, r.calib_instructions = int(m.group(1)), int(m.group(2))
+    if (m := _INVOKE.search(text)):
+        r.invoke_ticks, r.overhead_ticks = int(m.group(1)), int(m.group(2))
+    r.outputs = {int(m.group(1)): bytes.fromhex(m.group(2)) for m in _HEX.finditer(text)}
+    if (m := _FULL.search(text)):
+        r.full_allocates, r.full_invokes, r.full_used = m.group(1) == "yes", m.group(2) == "yes", int(m.group(3))
+    if (m := _MINUS.search(text)):
+        r.minus32_size, r.minus32_allocates = int(m.group(1)), m.group(2) == "yes"
+    if (m := _MIN.search(text)):
+        r.min_working = None if m.group(1) == "none" else int(m.group(1))
+    return r
