@@ -46,6 +46,8 @@ class Target:
             raise FdtError(f"unknown --cpu {self.cpu!r} (choose from {', '.join(c for c in CPUS if c != 'host')})")
         if CPUS[self.cpu][0] != self.abi:
             raise FdtError(f"CPU {self.cpu} is not a {self.abi} target")
+        if self.abi == "host64" and self.kernels != "reference":
+            raise FdtError("the host interpreter runs TFLM's reference kernels only (--cpu host)")
 
     @property
     def features(self) -> str:
