@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .analysis import check_optimizable, predicted_head, summary
@@ -131,7 +131,7 @@ def run(source: ModelSource, opts: Options) -> Outcome:
     check(src, opts)
     ref = reference_run(src, opts)
     model = learn_scratch(src.model, opts)
-    first = verify(src, transform(model, opts.passes, opts), ref, opts)
+    first = verify(src, transform(model, opts), ref, opts)
     if first.verified is False:
         raise VerificationError(f"the optimised model's outputs differ from the original's in TFLM "
                                 f"({_mismatch_note(first.verification)}); nothing written")
@@ -193,8 +193,9 @@ def scratch_notes(model: Model) -> list[str]:
     return notes(model)
 
 
-def transform(model: Model, passes: tuple[str, ...], opts: Options) -> Candidate:
-    """tile -> reorder/plan -> write; the input model is never mutated (passes copy)."""
+def transform(model: Model, opts: Options, label: str = "") -> Candidate:
+    """tile -> reorder/plan -> write (``opts.passes``); the input model is never mutated."""
+    passes = opts.passes
     paths: tuple[PathEntry, ...] = ()
     pareto: tuple[ParetoEntry, ...] = ()
     if "tile" in passes:
@@ -202,7 +203,7 @@ def transform(model: Model, passes: tuple[str, ...], opts: Options) -> Candidate
     model, schedule, plan = memory_passes(model, passes, opts)
     opts.say("writing and verifying ...")
     data = write_model(model)
-    return Candidate(passes, read_back(model, data), data, paths, pareto, schedule, plan)
+    return Candidate(passes, read_back(model, data), data, paths, pareto, schedule, plan, label)
 
 
 def read_back(model: Model, data: bytes) -> Model:
@@ -282,15 +283,26 @@ def input_arena(src: Source, ref: Optional["RunResult"]) -> Arena:
     return predicted_arena(src.model)
 
 
-def fallback_chain(passes: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The requested passes, then fewer: no tiling, the stored order (plan only), no offline
-    plan (reorder only), nothing (the input re-serialised)."""
-    chain: list[tuple[str, ...]] = []
-    for keep in (set(passes), set(passes) - {"tile"}, {"plan"}, {"reorder"}, set()):
-        variant = tuple(p for p in passes if p in keep)
-        if variant not in chain:
-            chain.append(variant)
+def fallback_chain(opts: Options) -> list[Options]:
+    """The requested options, then more conservative ones: the tiling search on the total at
+    0 % MAC overhead (if something else was asked), no tiling, the stored order (plan
+    only), no offline plan (reorder only), nothing (the input re-serialised)."""
+    chain = [opts]
+    if "tile" in opts.passes and (opts.objective, opts.max_overhead) != ("total", 0.0):
+        chain.append(replace(opts, objective="total", max_overhead=0.0))
+    for keep in (set(opts.passes) - {"tile"}, {"plan"}, {"reorder"}, set()):
+        passes = tuple(p for p in opts.passes if p in keep)
+        if all(c.passes != passes for c in chain):
+            chain.append(replace(opts, passes=passes))
     return chain
+
+
+def variant_label(variant: Options, asked: Options) -> str:
+    """The passes, plus the search settings where they differ from what was asked."""
+    name = ",".join(variant.passes) or "none"
+    if "tile" in variant.passes and (variant.objective, variant.max_overhead) != (asked.objective, asked.max_overhead):
+        name += f" ({variant.objective} objective, {variant.max_overhead:g} % MACs)"
+    return name
 
 
 def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Checked,
@@ -302,9 +314,10 @@ def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Ch
     if attempts[0].accepted:
         return first, _guard(base, attempts, first)
     accepted: list[Checked] = []
-    for passes in fallback_chain(opts.passes)[1:]:
-        opts.say(f"never worse: trying {','.join(passes) or 'none'} ...")
-        checked = verify(src, transform(model, passes, opts), ref, opts)
+    for variant in fallback_chain(opts)[1:]:
+        label = variant_label(variant, opts)
+        opts.say(f"never worse: trying {label} ...")
+        checked = verify(src, transform(model, variant, label), ref, variant)
         attempts.append(_attempt(checked, base))
         if attempts[-1].accepted:
             accepted.append(checked)

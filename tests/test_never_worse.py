@@ -131,7 +131,7 @@ def test_guard_catches_a_planner_blind_to_kernel_scratch(signal_model, monkeypat
     in_head, in_total = tflm_arena(signal_model)
     res = fdt_tflm.optimize(signal_model, progress=False, samples=2, litert=False)
     g = res.report.guard
-    rejected = pipeline.transform(read_model(signal_model), pipeline.DEFAULT_PASSES, pipeline.Options())
+    rejected = pipeline.transform(read_model(signal_model), pipeline.Options())
     assert g.attempts[0].head_bytes == tflm_arena(rejected.data)[0] > in_head
     assert not g.attempts[0].accepted and g.fallback is not None
     assert g.fallback.reason.startswith(f"TFLM measured head {g.attempts[0].head_bytes:,} B > the input's {in_head:,} B")
@@ -173,3 +173,26 @@ def test_custom_kernel_output_is_judged_on_the_prediction_and_says_so():
     assert not g.attempts[0].measured and g.attempts[0].note == "predicted head and total <= the input's"
     assert r.arena_bytes <= g.input_head_bytes and r.total_arena_bytes <= g.input_total_arena_bytes
     assert "(predicted: TFLM's host build has no FDT_PARTIAL kernel)" in res.summary()
+
+
+def test_a_rejected_search_falls_back_to_the_default_search_first(monkeypatch):
+    """A recomputing (or head-objective) search whose model TFLM measures worse than the input
+    is replaced by the default search's model (total objective, 0 % MACs) before the passes
+    are dropped: the plan of the requested variant is sabotaged (no reuse), the rest is real."""
+    real = memory_passes.reorder_and_plan
+    calls = []
+
+    def first_plan_reuses_nothing(model, time_limit=5.0):
+        calls.append(1)
+        out, sched, rep = real(model, time_limit)
+        return (no_reuse_plan(out)[0], sched, rep) if len(calls) == 1 else (out, sched, rep)
+    monkeypatch.setattr(memory_passes, "reorder_and_plan", first_plan_reuses_nothing)
+    path = PROJECT_MODELS / "convdense.tflite"
+    res = fdt_tflm.optimize(str(path), max_overhead=10, progress=False, samples=1, litert=False)
+    g = res.report.guard
+    assert not g.attempts[0].accepted and g.attempts[0].head_bytes > g.input_head_bytes
+    assert g.kept == "tile,reorder,plan (total objective, 0 % MACs)" == g.attempts[1].variant
+    monkeypatch.setattr(memory_passes, "reorder_and_plan", real)
+    assert res.data == fdt_tflm.optimize(str(path), progress=False, verify=False).data
+    head, total = tflm_arena(res.data)
+    assert head <= g.input_head_bytes and total <= g.input_total_arena_bytes
