@@ -181,10 +181,14 @@ def custom_op_fallback(opts: DeviceOptions, proj: Path, machine: Machine, result
                                          f"built through the Python API with a {big:,} B arena"]
 
 
+def _nice() -> list[str]:
+    """Builds and emulation yield to interactive work on small machines."""
+    return ["nice", "-n", "10"] if shutil.which("nice") else []
+
+
 def _run(cmd: list[str], what: str, timeout: float, cwd: Optional[Path] = None) -> str:
-    nice = ["nice", "-n", "10"] if shutil.which("nice") else []
     try:
-        proc = subprocess.run(nice + cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        proc = subprocess.run(_nice() + cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise FdtError(f"{what} timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:
@@ -215,7 +219,7 @@ def build(proj: Path, build_dir: Path, tree: Path, kernels: str, machine: Machin
 def run_qemu(elf: Path, machine: Machine, timeout: float) -> str:
     """Run the ELF with semihosting; ``-icount shift=0`` makes virtual time count instructions
     (1 ns each), which the SysTick measures.  Returns what the firmware printed."""
-    cmd = ["qemu-system-arm", "-M", machine.qemu, "-nographic", "-monitor", "none", "-serial", "none",
+    cmd = _nice() + ["qemu-system-arm", "-M", machine.qemu, "-nographic", "-monitor", "none", "-serial", "none",
            "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
