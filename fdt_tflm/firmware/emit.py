@@ -82,45 +82,25 @@ class EmitResult:
     target: Optional[TargetArena] = None  # the prediction the header came from (None: explicit ArenaInfo)
 
 
-# Conservative tail growth per tensor / operator added by a rewrite (64-bit host structs:
-# TfLiteEvalTensor, node and registration, op data); used only for models with custom ops.
-TAIL_PER_TENSOR = 64
-TAIL_PER_OP = 256
-
-
 def measure_arena(model_bytes: bytes, original_bytes: Optional[bytes] = None,
                   original_total: Optional[int] = None) -> ArenaInfo:
-    """Run the model once in the TFLM host interpreter and read its arena report.
-
-    A model with custom ops (FDT_PARTIAL) cannot run in the host interpreter; its arena is
-    then estimated from our exact planner model (head) and the original's measured tail
-    plus a conservative allowance per added tensor and op (``estimated=True``)."""
+    """The host interpreter's arena for the model, measured: one run for head and tail, a
+    bisection for the smallest arena that allocates.  (The header no longer needs it: see
+    :func:`fdt_tflm.target.predict_arena`, which also sizes models with custom ops.)"""
     from ..memory.tflm_model import predict_head
     from ..verify import make_inputs, run
 
     model = _parse(model_bytes)
     planned = predict_head(model).head
-    orig = None
-    if original_bytes is not None:
+    if original_bytes is not None and original_total is None:
         orig = run(original_bytes, make_inputs(_parse(original_bytes), 1, seed=0), runtime="tflm")
-        if original_total is None and orig.ok:
-            original_total = orig.total
-    has_custom = any(oc.builtin_code == 32 for oc in model.operator_codes)
+        original_total = orig.total if orig.ok else None
     res = run(model_bytes, make_inputs(model, 1, seed=0), runtime="tflm")
-    if res.ok and res.head is not None and res.tail is not None:
-        need = min_working_arena(model_bytes, res.total)
-        temp_peak = need - res.tail if need > res.total else 0
-        return ArenaInfo(res.head, res.tail, min(planned, res.head), max(0, res.head - planned), original_total,
-                         temp_peak=temp_peak)
-    if has_custom and orig is not None and orig.ok and orig.tail is not None:
-        om = _parse(original_bytes)
-        d_tensors = max(0, sum(len(sg.tensors) for sg in model.subgraphs) - sum(len(sg.tensors) for sg in om.subgraphs))
-        d_ops = max(0, sum(len(sg.operators) for sg in model.subgraphs) - sum(len(sg.operators) for sg in om.subgraphs))
-        orig_scratch = max(0, (orig.head or 0) - predict_head(om).head)
-        tail = orig.tail + TAIL_PER_TENSOR * d_tensors + TAIL_PER_OP * d_ops
-        return ArenaInfo(planned + orig_scratch, tail, planned, orig_scratch, original_total, estimated=True)
-    hint = " (a model with custom ops needs the original model to estimate its arena)" if has_custom else ""
-    raise FdtError(f"TFLM could not run the model to measure its arena{hint}: {res.error or 'no allocation report'}")
+    if not res.ok or res.head is None or res.tail is None:
+        raise FdtError(f"TFLM could not run the model to measure its arena: {res.error or 'no allocation report'}")
+    need = min_working_arena(model_bytes, res.total)
+    return ArenaInfo(res.head, res.tail, min(planned, res.head), max(0, res.head - planned), original_total,
+                     temp_peak=need - res.tail if need > res.total else 0)
 
 
 def min_working_arena(model_bytes: bytes, total: int, timeout: float = 300.0) -> int:
