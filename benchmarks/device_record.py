@@ -4,8 +4,9 @@
 Every configuration below is measured with ``fdt-tflm device-run`` (the STM32 firmware
 project, built with the device's TFLM, run in QEMU) and written to
 ``tests/data/device_measurements.json``, one record per (model, mode, kernels, machine).
-Records are replaced one by one and the file is rewritten after each, so an interrupted
-run keeps what it measured; re-run with ``--only`` to refresh a part.
+Records are replaced one by one and the file is rewritten after each (under a lock, so
+recorders for different kernels/CPUs may run side by side), so an interrupted run keeps
+what it measured; re-run with ``--only`` to refresh a part.
 
     python benchmarks/device_record.py --tree reference=/path/tree_ref --tree cmsis-nn=/path/tree_cmsis \\
         --tflm-commit 90b983c2b3f1480642e040bbd2ddb37b998f3424 [--only mode=original,cpu=cortex-m4] [--list]
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -86,6 +90,15 @@ def git_head(path: Path) -> str:
         return "unknown"
 
 
+def tool_version(tool: str) -> str:
+    """First line of ``tool --version`` (instruction counts depend on compiler and emulator)."""
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return (out.strip().splitlines() or ["unknown"])[0]
+
+
 def measure(cfg: Config, tree: str, build_dir: str | None, meta: dict[str, Any]) -> dict[str, Any]:
     """One record: the device-run result, or the error that stopped it."""
     opts = DeviceOptions(model=str(cfg.path), tree=tree, kernels=cfg.kernels, cpu=cfg.cpu, mode=cfg.mode,
@@ -108,11 +121,23 @@ def load(path: Path) -> dict[str, Any]:
             "records": []}
 
 
-def save(path: Path, data: dict[str, Any]) -> None:
-    data["records"].sort(key=lambda r: (r["cpu"], r["kernels"], r["mode"], r["model"]))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+def key_of(rec: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (rec["model"], rec["mode"], rec["kernels"], rec["cpu"])
+
+
+def store(path: Path, rec: dict[str, Any]) -> None:
+    """Replace ``rec``'s configuration in the file, under a lock: several recorders (one per
+    build directory) may run at once."""
+    tag = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    lock_path = Path(tempfile.gettempdir()) / f"fdt_device_record_{tag}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = load(path)
+        data["records"] = [r for r in data["records"] if key_of(r) != key_of(rec)] + [rec]
+        data["records"].sort(key=lambda r: (r["cpu"], r["kernels"], r["mode"], r["model"]))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
 
 
 def main() -> int:
@@ -131,17 +156,15 @@ def main() -> int:
         return 0
     trees = dict(t.split("=", 1) for t in args.tree)
     commit = args.tflm_commit or (git_head(Path(args.tflm_git)) if args.tflm_git else "unknown")
-    meta = {"tflm_commit": commit, "fdt_tflm_commit": git_head(REPO)}
+    meta = {"tflm_commit": commit, "fdt_tflm_commit": git_head(REPO),
+            "compiler": tool_version("arm-none-eabi-g++"), "qemu": tool_version("qemu-system-arm")}
     out = Path(args.out)
-    data = load(out)
     for i, cfg in enumerate(configs, 1):
         if cfg.kernels not in trees:
             print(f"[{i}/{len(configs)}] {' '.join(cfg.key)}: no --tree for {cfg.kernels}, skipped", flush=True)
             continue
         rec = measure(cfg, trees[cfg.kernels], args.build_dir, meta)
-        data["records"] = [r for r in data["records"] if (r["model"], r["mode"], r["kernels"], r["cpu"]) != cfg.key]
-        data["records"].append(rec)
-        save(out, data)
+        store(out, rec)
         summary = rec["error"] or (f"header {rec['header_arena_bytes']} min {rec['min_working_arena_bytes']} "
                                    f"used {rec['arena_used_bytes']} equal {rec['outputs_equal_original_host']} "
                                    f"instr {rec['instructions_per_inference']}")
