@@ -143,3 +143,12 @@ def test_unknown_cpu_is_refused() -> None:
         target_for("cortex-a53")
     with pytest.raises(FdtError):
         target_for("cortex-m4", "fast")
+
+
+@pytest.mark.parametrize("path", shared_params())
+def test_two_arenas_hold_the_sections(path: Path) -> None:
+    """Separate arenas: the persistent one holds the tail (+ the two allocator objects instead of
+    one), the non-persistent one the head and AllocateTensors' temporaries."""
+    a = predict_arena(read_model(path), CORTEX_M4)
+    assert a.persistent_arena % 16 == 0 and a.tail <= a.persistent_arena <= a.tail + 32
+    assert a.head <= a.non_persistent_arena <= a.head + a.temp_need + a.tail
