@@ -73,8 +73,8 @@ def _accessor(type_name: str, name: str) -> tuple[int, int, bool]:
     cls = getattr(__import__(f"tflite.{type_name}", fromlist=[type_name]), type_name)
     src = inspect.getsource(getattr(cls, name + "AsNumpy", None) or getattr(cls, name))
     slot = int(re.search(r"Offset\((\d+)\)", src).group(1))
-    flag = re.search(r"number_types\.(\w+?)Flags", src)
-    width, signed = _FLAGS.get(flag.group(1), (4, False)) if flag else (4, False)
+    flags = [f for f in re.findall(r"number_types\.(\w+?)Flags", src) if f in _FLAGS]  # not UOffsetT
+    width, signed = _FLAGS[flags[0]] if flags else (4, False)
     return slot, width, signed
 
 

@@ -38,6 +38,8 @@ def test_field_sites_point_at_the_fields(seeds) -> None:
     m = read_model(fuzz.patch(data, shape, 7))
     assert m.main.tensors[0].shape[1] == 7
     assert {"scalar", "element", "length", "offset"} <= {x.kind for x in sites}
+    widths = {x.path.split(".")[-1].split("[")[0]: x.width for x in sites if x.kind in ("scalar", "element")}
+    assert (widths["DeprecatedBuiltinCode"], widths["Type"], widths["Shape"], widths["Data"]) == (1, 1, 4, 1)
 
 
 def test_reader_campaign_short_run_has_no_crash_or_hang() -> None:
