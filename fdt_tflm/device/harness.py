@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -76,6 +75,9 @@ class DeviceResult:
     min_working_arena_bytes: Optional[int]
     outputs_equal_original_host: Optional[bool]
     instructions_per_inference: Optional[int]
+    systick_hz: Optional[int]  # the raw counts below give instructions_per_inference again
+    invoke_ticks: Optional[int]
+    calibration_ticks: Optional[int]
     device_status: Optional[int]
     probe_buffer_bytes: Optional[int]
     notes: list[str] = field(default_factory=list)
@@ -273,7 +275,8 @@ def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes,
         allocates_in_header=report.status == 0 and report.used_in_header is not None,
         fails_at_header_minus_32=None if report.minus32_allocates is None else not report.minus32_allocates,
         min_working_arena_bytes=report.min_working, outputs_equal_original_host=outputs_equal(report, host),
-        instructions_per_inference=report.instructions, device_status=report.status,
+        instructions_per_inference=report.instructions, systick_hz=report.systick_hz,
+        invoke_ticks=report.invoke_ticks, calibration_ticks=report.calib_ticks, device_status=report.status,
         probe_buffer_bytes=report.buffer, notes=notes)
 
 

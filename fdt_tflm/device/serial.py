@@ -47,13 +47,22 @@ class SerialReport:
     ended: bool = False
 
     @property
-    def instructions(self) -> Optional[int]:
-        """Instructions of one Invoke: its SysTick ticks (less the timer-read overhead) in
-        units of the calibration loop (exact instruction count); valid under -icount."""
-        if not self.calib_ticks or self.invoke_ticks is None or not self.calib_instructions:
+    def systick_hz(self) -> Optional[int]:
+        """SysTick's clock: the calibration's ticks per instruction (1 ns each under QEMU's
+        -icount shift=0), rounded to whole MHz as emulated clocks are (168 MHz netduinoplus2,
+        20 MHz mps2-an505); the rounding removes the calibration's +-1 tick error."""
+        if not self.calib_ticks or not self.calib_instructions:
             return None
-        ticks = self.invoke_ticks - (self.overhead_ticks or 0)
-        return round(ticks * self.calib_instructions / self.calib_ticks)
+        return round(self.calib_ticks * 1e9 / self.calib_instructions / 1e6) * 1_000_000 or None
+
+    @property
+    def instructions(self) -> Optional[int]:
+        """Instructions of one Invoke: its SysTick ticks (less the timer-read overhead) times
+        the nanoseconds per tick (1 instruction per ns); +-1 tick."""
+        hz = self.systick_hz
+        if hz is None or self.invoke_ticks is None:
+            return None
+        return round((self.invoke_ticks - (self.overhead_ticks or 0)) * 1e9 / hz)
 
 
 def _int(m: Optional[re.Match], group: int = 1) -> Optional[int]:
