@@ -43,7 +43,8 @@ SHARED_MODELS = ("mlperf_ad_toycar_int8", "mlperf_ic_resnet8_int8", "mlperf_kws_
                  "mlperf_vww_mbv1_96_int8", "tflm_micro_speech_int8", "tflm_micro_speech_lstm_int8",
                  "tflm_person_detect_int8")
 CUSTOM_OP_MODELS = (REPO / "models" / "convdense.tflite", SHARED / "tflm_micro_speech_int8.tflite")
-M33_MODELS = ("mlperf_ad_toycar_int8", "mlperf_kws_dscnn_int8", "tflm_micro_speech_lstm_int8")
+M33_MODELS = ("mlperf_ad_toycar_int8", "mlperf_kws_dscnn_int8", "mlperf_vww_mbv1_96_int8",
+              "tflm_micro_speech_lstm_int8")
 FLAGS = {"original": ["--no-optimize"], "optimized": [], "custom-ops": ["--allow-custom-ops"]}
 
 
