@@ -401,7 +401,8 @@ class _Search:
                     done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, r2.plateau)]
                     if not best or self.score(ex) < self.score(best[-1].est):
                         best = done
-                    break
+                    # a cheap tail (a 32-bit target) lets short chains win; a longer one that
+                    # flattens every equal peak may win by more, so keep following the chain
                 flat = sorted((r for r in nxt if r.plateau < chain[-1].plateau), key=lambda r: (r.plateau, r.key(obj)))
                 if not flat:
                     break
