@@ -141,6 +141,20 @@ def store(path: Path, rec: dict[str, Any]) -> None:
         os.replace(tmp, path)
 
 
+def table(data: dict[str, Any]) -> str:
+    """The records as a Markdown table (for the README and reports)."""
+    rows = ["| model | mode | kernels | cpu | header | smallest working | arena used | outputs = original | "
+            "instructions |", "|---|---|---|---|---:|---:|---:|---|---:|"]
+    for r in data["records"]:
+        if not r["ran"]:
+            rows.append(f"| {r['model']} | {r['mode']} | {r['kernels']} | {r['cpu']} | error: {r['error']} |||||")
+            continue
+        rows.append(f"| {r['model'].removesuffix('.tflite')} | {r['mode']} | {r['kernels']} | {r['cpu']} | "
+                    f"{r['header_arena_bytes']:,} | {r['min_working_arena_bytes']:,} | {r['arena_used_bytes']:,} | "
+                    f"{'yes' if r['outputs_equal_original_host'] else 'NO'} | {r['instructions_per_inference']:,} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", action="append", default=[], metavar="KERNELS=DIR", help="TFLM tree per kernel set")
@@ -150,7 +164,11 @@ def main() -> int:
     ap.add_argument("--build-dir", default=None)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--list", action="store_true", help="print the configurations and exit")
+    ap.add_argument("--table", action="store_true", help="print the recorded data as a Markdown table and exit")
     args = ap.parse_args()
+    if args.table:
+        print(table(load(Path(args.out))))
+        return 0
     configs = selected(plan(), args.only)
     if args.list:
         print("\n".join(" ".join(c.key) for c in configs))
