@@ -532,11 +532,12 @@ def run_hostile(time_limit: float = HOSTILE_TIME_LIMIT) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="fdt_fuzz_") as tmp:
         for name, build in hostile_models().items():
-            src = Path(tmp, "hostile.tflite")
+            src, out = Path(tmp, "hostile.tflite"), Path(tmp, "out.tflite")
             src.write_bytes(build())
-            outcome, secs = cli_outcome(src, Path(tmp, "out.tflite"), time_limit)
+            out.unlink(missing_ok=True)  # each model's own output only
+            outcome, secs = cli_outcome(src, out, time_limit)
             rows.append({"model": name, "outcome": outcome, "seconds": round(secs, 2),
-                         "output_written": Path(tmp, "out.tflite").exists()})
+                         "output_written": out.exists()})
     return rows
 
 
