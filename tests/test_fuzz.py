@@ -87,3 +87,21 @@ def test_the_harness_sees_crashes(monkeypatch) -> None:
     assert fuzz.classify(-11, "").startswith("crash")
     assert fuzz.classify(2, "fdt-tflm: error: bad file") == "error"
     assert fuzz.classify(1, "fdt-tflm: error: outputs differ") == "mismatch"
+
+
+def test_a_deprecated_opcode_field_that_disagrees_is_read_as_tflm_reads_it() -> None:
+    """Fuzz finding (optimize #170/#470, seed 0): deprecated_builtin_code set to -1 next to
+    builtin_code 22.  TFLM takes the larger (RESHAPE) and runs the model; the reader once took
+    the deprecated field and wrote back a model TFLM cannot run ("outputs differ")."""
+    import numpy as np
+    from fdt_tflm.io import write_model
+    from fdt_tflm.verify import make_inputs, run
+    data = (PROJECT_MODELS / "convdense.tflite").read_bytes()
+    s = next(x for x in fuzz.field_sites(data) if x.path == "OperatorCodes[1].DeprecatedBuiltinCode")
+    odd = fuzz.patch(data, s, -1)
+    m = read_model(odd)
+    assert [op.type for op in m.main.operators] == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    inputs = make_inputs(m, 2)
+    a, b = run(odd, inputs), run(write_model(m), inputs)
+    assert a.ok and b.ok, (a.error, b.error)
+    assert all(np.array_equal(x, y) for sa, sb in zip(a.outputs, b.outputs) for x, y in zip(sa, sb))

@@ -20,6 +20,7 @@ import math
 import os
 from typing import Optional, Union
 
+import flatbuffers
 import numpy as np
 from tflite.Model import Model as FbModel
 
@@ -31,6 +32,7 @@ from .fbgeneric import ReadBudget, read_table
 
 MAX_ARENA_TENSOR_BYTES = 64 << 20
 MAX_RANK = 8
+_BUILTIN_CODE_SLOT = 10  # vtable offset of OperatorCode.builtin_code (field 3)
 _PACKED = {DTYPE_CODES["INT4"]}  # stored two per byte; TFLM unpacks them
 
 _TENSOR_FIELDS = {"Shape", "Type", "Buffer", "Name", "Quantization", "IsVariable", "Sparsity",
@@ -63,8 +65,9 @@ def read_model(source: Union[str, os.PathLike, bytes, bytearray]) -> Model:
     if len(data) < 16 or data[4:8] != b"TFL3":
         raise FdtError(f"{label}: not a TFLite flatbuffer (no TFL3 identifier)")
     try:
-        root = read_table(FbModel.GetRootAs(data, 0), "Model", ReadBudget(2 * len(data) + (64 << 10)))
-        model = _to_ir(root, len(data))
+        fb = FbModel.GetRootAs(data, 0)
+        root = read_table(fb, "Model", ReadBudget(2 * len(data) + (64 << 10)))
+        model = _to_ir(root, _builtin_codes(fb))
     except FdtError as e:
         raise FdtError(f"{label}: {e}") from None
     except Exception:  # corrupt offsets surface as any of several exceptions
@@ -72,7 +75,21 @@ def read_model(source: Union[str, os.PathLike, bytes, bytearray]) -> Model:
     return model
 
 
-def _to_ir(root: Table, size: int) -> Model:
+def _builtin_codes(fb: FbModel) -> list[int]:
+    """Each operator code's builtin code as TFLM reads it: the larger of the raw builtin_code and
+    deprecated_builtin_code fields.  (The tflite package's ``BuiltinCode()`` returns the
+    deprecated field for codes below 127: a model whose two fields disagree was read unlike TFLM
+    and written back as a model TFLM cannot run; found by benchmarks/fuzz.py.)"""
+    out = []
+    for i in range(fb.OperatorCodesLength()):
+        oc = fb.OperatorCodes(i)
+        o = oc._tab.Offset(_BUILTIN_CODE_SLOT)
+        raw = oc._tab.Get(flatbuffers.number_types.Int32Flags, oc._tab.Pos + o) if o else 0
+        out.append(max(raw, oc.DeprecatedBuiltinCode()))
+    return out
+
+
+def _to_ir(root: Table, builtin_codes: list[int]) -> Model:
     f = root.fields
     fb_buffers = f.get("Buffers", [])
     buffers: list[Buffer] = []
@@ -82,9 +99,8 @@ def _to_ir(root: Table, size: int) -> Model:
         data = b.get("Data")
         buffers.append(Buffer(b"" if data is None else data.tobytes()))
     opcodes = []
-    for oc in f.get("OperatorCodes", []):
+    for oc, code in zip(f.get("OperatorCodes", []), builtin_codes):
         dep = oc.get("DeprecatedBuiltinCode", 0)
-        code = max(oc.get("BuiltinCode", 0), dep)
         opcodes.append(OperatorCode(code, oc.get("CustomCode"), oc.get("Version", 1), dep))
     model = Model(version=f.get("Version", 0), description=f.get("Description"), operator_codes=opcodes,
                   extra={k: v for k, v in f.items() if k not in _MODEL_FIELDS})
