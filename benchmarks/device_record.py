@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record device measurements: the data the arena predictor is checked against.
 
-Every configuration below is measured with ``fdt-tflm device-run`` (the STM32 firmware
+Every configuration below (models/ and ../shared/models) is measured with ``fdt-tflm device-run`` (the STM32 firmware
 project, built with the device's TFLM, run in QEMU) and written to
 ``tests/data/device_measurements.json``, one record per (model, mode, kernels, machine).
 Records are replaced one by one and the file is rewritten after each (under a lock, so
@@ -42,6 +42,7 @@ KERNELS = ("reference", "cmsis-nn")
 SHARED_MODELS = ("mlperf_ad_toycar_int8", "mlperf_ic_resnet8_int8", "mlperf_kws_dscnn_int8",
                  "mlperf_vww_mbv1_96_int8", "tflm_micro_speech_int8", "tflm_micro_speech_lstm_int8",
                  "tflm_person_detect_int8")
+REPO_MODELS = tuple(REPO / "models" / f"{m}.tflite" for m in ("convdense", "kws", "radar"))
 CUSTOM_OP_MODELS = (REPO / "models" / "convdense.tflite", SHARED / "tflm_micro_speech_int8.tflite")
 M33_MODELS = ("mlperf_ad_toycar_int8", "mlperf_kws_dscnn_int8", "mlperf_vww_mbv1_96_int8",
               "tflm_micro_speech_lstm_int8")
@@ -73,6 +74,7 @@ def plan() -> list[Config]:
             for mode in ("original", "optimized"):
                 out += [Config(SHARED / f"{m}.tflite", mode, kernels, cpu) for m in models]
             if cpu == "cortex-m4":
+                out += [Config(p, mode, kernels, cpu) for mode in ("original", "optimized") for p in REPO_MODELS]
                 out += [Config(p, "custom-ops", kernels, cpu) for p in CUSTOM_OP_MODELS]
     return out
 
