@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,13 @@ def test_records_cover_the_matrix() -> None:
     assert len(m33) >= 3
 
 
+def test_records_use_the_templates_tflm() -> None:
+    """Measured with the tflite-micro commit the STM32 template pins (FDT_TFLM_GIT_TAG)."""
+    cmake = (REPO / "firmware_template" / "stm32" / "cmake" / "tflm.cmake").read_text()
+    pin = re.search(r'FDT_TFLM_GIT_TAG "([0-9a-f]{40})"', cmake).group(1)
+    assert {r["tflm_commit"] for r in records()} == {pin}
+
+
 @pytest.mark.parametrize("rec", records(), ids=record_id)
 def test_record_ran_and_is_consistent(rec: dict) -> None:
     assert rec["ran"], rec.get("error")
@@ -70,6 +78,8 @@ def test_record_ran_and_is_consistent(rec: dict) -> None:
     assert rec["outputs_equal_original_host"] is True
     used, need, header = rec["arena_used_bytes"], rec["min_working_arena_bytes"], rec["header_arena_bytes"]
     assert used <= need <= rec["probe_buffer_bytes"]
+    per_tick = 1e9 / rec["systick_hz"]  # instructions per SysTick tick; the timer read costs a few ticks
+    assert 0 <= rec["invoke_ticks"] * per_tick - rec["instructions_per_inference"] <= 5 * per_tick
     assert rec["instructions_per_inference"] > 0
     # the three flags agree with the bisection (TFLM allocation is monotone in the arena size)
     assert rec["allocates_in_header"] == (need <= header)
