@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "device_measurements.json"
 SHARED = REPO.parent / "shared" / "models"
 MODEL_DIRS = (SHARED, REPO / "models")
-KEYS = ("model", "mode", "kernels", "cpu", "qemu_machine", "model_sha256", "header_arena_bytes", "header_source",
+KEYS = ("model", "mode", "kernels", "cpu", "qemu_machine", "model_sha256", "header_arena_bytes",
         "arena_used_bytes", "allocates_in_header", "fails_at_header_minus_32", "min_working_arena_bytes",
         "outputs_equal_original_host", "instructions_per_inference", "tflm_commit", "date", "flags")
 
@@ -93,7 +93,7 @@ def test_original_records_are_current(rec: dict) -> None:
     assert rec["model_sha256"] == hashlib.sha256(data).hexdigest() == rec["original_sha256"]
 
 
-@pytest.mark.parametrize("rec", [r for r in records() if r["header_source"] == "firmware"], ids=record_id)
+@pytest.mark.parametrize("rec", records(), ids=record_id)
 def test_header_is_enough_on_the_device(rec: dict) -> None:
     """The product's promise: the generated header allocates and runs on the device."""
     assert rec["min_working_arena_bytes"] <= rec["header_arena_bytes"]
@@ -148,6 +148,34 @@ def test_device_run_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert ("not a TFLM tree" in err) or ("needs" in err)
+
+
+def test_device_run_cli_prints_json_and_exit_code(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """The subcommand's options reach the harness; exit 1 when the header's arena fails."""
+    from fdt_tflm.cli import main
+    from fdt_tflm.device import cli as device_cli
+    from fdt_tflm.device.harness import DeviceResult
+    seen = {}
+
+    def fake_run(opts, optimize_fn):
+        seen["opts"] = opts
+        return DeviceResult(
+            model="m.tflite", mode=opts.mode, kernels=opts.kernels, cpu=opts.cpu, qemu_machine="mps2-an505",
+            model_sha256="a" * 64, original_sha256="b" * 64, header_arena_bytes=1000, arena_used_bytes=990,
+            allocates_in_header=False, fails_at_header_minus_32=True, min_working_arena_bytes=1010,
+            outputs_equal_original_host=True, instructions_per_inference=150, systick_hz=20_000_000,
+            invoke_ticks=3, calibration_ticks=160000, device_status=3, probe_buffer_bytes=2048)
+
+    monkeypatch.setattr(device_cli, "device_run", fake_run)
+    rc = main(["device-run", "m.tflite", "--tflm-tree", "T", "--kernels", "cmsis-nn", "--cpu", "cortex-m33",
+               "--allow-custom-ops", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 1 and out["min_working_arena_bytes"] == 1010 and out["allocates_in_header"] is False
+    o = seen["opts"]
+    assert (o.mode, o.kernels, o.cpu, o.tree, o.machine) == ("custom-ops", "cmsis-nn", "cortex-m33", "T", None)
+    assert main(["device-run", "m.tflite", "--tflm-tree", "T", "--no-optimize"]) == 1
+    assert seen["opts"].mode == "original" and "smallest working arena     1,010 B" in capsys.readouterr().out
 
 
 def test_tree_must_match_kernels(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def format_result(r: DeviceResult) -> str:
         return "-" if v is None else f"{v:,}"
     yes = {True: "yes", False: "NO", None: "-"}
     lines = [f"fdt-tflm device-run: {r.model} ({r.mode}, {r.kernels} kernels, {r.cpu} on QEMU {r.qemu_machine})",
-             f"  FDT_TENSOR_ARENA_SIZE      {num(r.header_arena_bytes)} B ({r.header_source})",
+             f"  FDT_TENSOR_ARENA_SIZE      {num(r.header_arena_bytes)} B",
              f"  allocates and runs in it   {yes[r.allocates_in_header]}",
              f"  fails with 32 B less       {yes[r.fails_at_header_minus_32]}",
              f"  smallest working arena     {num(r.min_working_arena_bytes)} B",

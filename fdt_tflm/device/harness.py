@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from ..errors import FdtError
-from .machines import RAM_RESERVE, Machine, machine_for
+from .machines import Machine, machine_for
 from .serial import SerialReport, parse_serial
 
 MODES = ("original", "optimized", "custom-ops")
@@ -68,7 +68,6 @@ class DeviceResult:
     model_sha256: str  # of the model in the firmware
     original_sha256: str
     header_arena_bytes: int
-    header_source: str  # "firmware" (the CLI's header) or "api-fallback" (see custom_op_fallback)
     arena_used_bytes: Optional[int]
     allocates_in_header: bool
     fails_at_header_minus_32: Optional[bool]
@@ -143,10 +142,9 @@ def read_header(proj: Path) -> int:
     return int(m.group(1))
 
 
-def instantiate_project(opts: DeviceOptions, proj: Path, machine: Machine,
-                        optimize_fn: Optional[OptimizeFn]) -> tuple[bytes, str, list[str]]:
+def instantiate_project(opts: DeviceOptions, proj: Path, optimize_fn: Optional[OptimizeFn]) -> bytes:
     """Write the project exactly as ``fdt-tflm firmware`` does; returns the firmware's model
-    bytes, where its header came from, and notes.  The subcommand's printout goes to stderr."""
+    bytes.  The subcommand's printout goes to stderr."""
     from ..firmware.cli import cmd_firmware
     from ..io import load_bytes
     results: list[Any] = []
@@ -157,30 +155,9 @@ def instantiate_project(opts: DeviceOptions, proj: Path, machine: Machine,
         results.append(optimize_fn(path, args))
         return results[-1]
 
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            cmd_firmware(_firmware_args(opts, proj), capture)
-    except FdtError as e:
-        if opts.mode != "custom-ops" or not results or getattr(results[-1], "verified", None) is False:
-            raise
-        return custom_op_fallback(opts, proj, machine, results[-1], str(e))
-    data = results[-1].data if results else load_bytes(opts.model)
-    return data, "firmware", []
-
-
-def custom_op_fallback(opts: DeviceOptions, proj: Path, machine: Machine, result: Any,
-                       error: str) -> tuple[bytes, str, list[str]]:
-    """When ``firmware --allow-custom-ops`` cannot size the arena (the host interpreter has no
-    FDT_PARTIAL kernel), build the same optimised model through the Python API with a large
-    arena: the smallest working arena is still measured, the header flags are not meaningful."""
-    from ..firmware import ArenaInfo, instantiate
-    from ..io import load_bytes
-    big = (machine.ram - RAM_RESERVE) // 32 * 16
     with contextlib.redirect_stdout(sys.stderr):
-        instantiate("stm32", proj, result.data, arena=ArenaInfo(big - 16, 0, big - 16, 0, estimated=True),
-                    kernels=opts.kernels, original_bytes=load_bytes(opts.model))
-    return result.data, "api-fallback", [f"firmware --allow-custom-ops failed ({error}); "
-                                         f"built through the Python API with a {big:,} B arena"]
+        cmd_firmware(_firmware_args(opts, proj), capture)
+    return results[-1].data if results else load_bytes(opts.model)
 
 
 def _nice() -> list[str]:
@@ -261,7 +238,7 @@ def outputs_equal(report: SerialReport, host: list[bytes]) -> Optional[bool]:
         report.outputs[i] == h for i, h in enumerate(host))
 
 
-def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes, header: int, source: str,
+def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes, header: int,
             report: SerialReport, host: list[bytes]) -> DeviceResult:
     notes = []
     if report.used_in_header is not None and report.full_used not in (None, report.used_in_header):
@@ -270,7 +247,7 @@ def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes,
     return DeviceResult(
         model=os.path.basename(opts.model), mode=opts.mode, kernels=opts.kernels, cpu=opts.cpu,
         qemu_machine=machine.qemu, model_sha256=hashlib.sha256(data).hexdigest(),
-        original_sha256=hashlib.sha256(original).hexdigest(), header_arena_bytes=header, header_source=source,
+        original_sha256=hashlib.sha256(original).hexdigest(), header_arena_bytes=header,
         arena_used_bytes=report.full_used or report.used_in_header,
         allocates_in_header=report.status == 0 and report.used_in_header is not None,
         fails_at_header_minus_32=None if report.minus32_allocates is None else not report.minus32_allocates,
@@ -292,7 +269,7 @@ def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) ->
     times: dict[str, float] = {}
     with _locked(work / ".lock"):
         t0 = time.monotonic()
-        data, source, notes = instantiate_project(opts, work / "proj", machine, optimize_fn)
+        data = instantiate_project(opts, work / "proj", optimize_fn)
         header = read_header(work / "proj")
         times["instantiate_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
@@ -305,7 +282,6 @@ def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) ->
     report = parse_serial(text)
     if not report.ended:
         raise FdtError("the firmware's probe did not finish (no 'fdt-probe: end' line)")
-    res = _result(opts, machine, data, original, header, source, report, host_outputs(original))
-    res.notes = notes + res.notes
+    res = _result(opts, machine, data, original, header, report, host_outputs(original))
     res.timings = times
     return res
