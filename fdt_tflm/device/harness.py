@@ -130,7 +130,7 @@ def _firmware_args(opts: DeviceOptions, out: Path) -> argparse.Namespace:
     return argparse.Namespace(
         model=opts.model, target="stm32", output=str(out), no_optimize=opts.mode == "original",
         passes=opts.passes, max_overhead=opts.max_overhead, objective=opts.objective, no_verify=False,
-        allow_custom_ops=opts.mode == "custom-ops", prefix="fdt", kernels=opts.kernels, part=None,
+        allow_custom_ops=opts.mode == "custom-ops", prefix="fdt", kernels=opts.kernels, cpu=opts.cpu, part=None,
         target_ram=None, target_flash=None)
 
 
