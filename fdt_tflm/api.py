@@ -16,7 +16,7 @@ from .errors import FdtError, VerificationError
 from .io.atomic import atomic_write, write_all  # noqa: F401  (atomic_write re-exported for callers)
 from .ir.graph import Model
 from .pipeline import DEFAULT_PASSES, PASSES, ModelSource, Options, Progress, run, stderr_progress
-from .report import Report
+from .report import VERIFIERS, Report
 
 __all__ = ["optimize", "Result", "parse_passes", "PASSES", "DEFAULT_PASSES", "ModelSource", "Progress"]
 
@@ -73,7 +73,8 @@ class Result:
         lines += [f"  {p.kind} x{p.parts}: {' -> '.join(p.ops)}" for p in r.paths]
         v = r.verified
         objective = f" (objective: {r.objective})" if "tile" in r.passes else ""
-        lines.append(f"  verified in TFLM: {'yes, bit-exact' if v else ('skipped' if v is None else 'NO')}"
+        by = f" ({VERIFIERS[r.verified_by]})" if v and r.verified_by else ""
+        lines.append(f"  verified: {'yes' if v else ('skipped' if v is None else 'NO')}{by}"
                      f"; passes: {','.join(r.passes) or 'none'}{objective}; {r.seconds:.1f} s")
         lines.append("  " + _guard_line(r))
         if r.target is not None:

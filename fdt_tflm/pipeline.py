@@ -112,6 +112,7 @@ class Checked:
     verified: Optional[bool]  # None: verification off
     verification: Optional[dict]
     arena: Arena
+    verified_by: Optional[str] = None  # one of report.VERIFIERS; None: verification off
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ def verify(src: Source, cand: Candidate, ref: Optional["RunResult"], opts: Optio
     if cand.needs_custom_kernel:
         from .tiling.partial import verify_custom
         ok, details = verify_custom(src.data, cand.model, opts.samples)
-        return Checked(cand, bool(ok), details.to_dict(), predicted_arena(cand.model))
+        return Checked(cand, bool(ok), details.to_dict(), predicted_arena(cand.model), "numpy-reference")
     from .verify import compare_models
     cmp = compare_models(src.model, src.data, cand.data, n_samples=opts.samples, litert=opts.litert, tflm_ref=ref)
     if not cmp.tflm.ran_a:
@@ -267,7 +268,7 @@ def verify(src: Source, cand: Candidate, ref: Optional["RunResult"], opts: Optio
     b = cmp.tflm.b
     measured = b is not None and b.head is not None and b.tail is not None
     arena = Arena(b.head, b.tail, True) if measured else predicted_arena(cand.model)
-    return Checked(cand, bool(cmp.ok), cmp.to_dict(), arena)
+    return Checked(cand, bool(cmp.ok), cmp.to_dict(), arena, "tflm")
 
 
 def predicted_arena(model: Model) -> Arena:
@@ -337,8 +338,9 @@ def _rank(a: Arena, objective: str) -> tuple[int, int]:
 def as_given(src: Source, base: Arena) -> Checked:
     """The input itself, unchanged: never worse than the input by construction, and its
     outputs are the reference's (verified, if verification is on, without another run)."""
-    return Checked(Candidate((), src.model, src.data, label=INPUT_VARIANT), True if base.measured else None, None,
-                   base)
+    measured = base.measured
+    return Checked(Candidate((), src.model, src.data, label=INPUT_VARIANT), True if measured else None, None,
+                   base, "input" if measured else None)
 
 
 def _attempt(c: Checked, base: Arena) -> Attempt:
@@ -387,8 +389,8 @@ def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunRes
         **_arena_facts(kept), **_plan_facts(cand),
         macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
         operators=len(cand.model.main.operators), paths=list(cand.paths), pareto=list(cand.pareto),
-        needs_custom_kernel=cand.needs_custom_kernel, verified=kept.verified, verification=kept.verification,
-        learned_scratch=learned, guard=guard, target=target, seconds=round(seconds, 3))
+        needs_custom_kernel=cand.needs_custom_kernel, verified=kept.verified, verified_by=kept.verified_by,
+        verification=kept.verification, learned_scratch=learned, guard=guard, target=target, seconds=round(seconds, 3))
 
 
 def _input_facts(src: Source, ref: Optional["RunResult"]) -> dict:

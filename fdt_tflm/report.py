@@ -15,6 +15,14 @@ from typing import Any, Iterator, Optional
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
+# What can vouch for the written model's outputs (the report's ``verified_by``): TFLM's host
+# interpreter (LiteRT as a second opinion), the bit-exact NumPy reference of the whole graph
+# (FDT_PARTIAL models: the host build has no such kernel), or nothing to check (the input kept).
+VERIFIERS: dict[str, str] = {
+    "tflm": "TFLM host interpreter, bit-exact",
+    "numpy-reference": "bit-exact NumPy reference (TFLM's host build has no FDT_PARTIAL kernel)",
+    "input": "the input kept as given",
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ class Report:
     needs_custom_kernel: bool
     measured: bool
     verified: Optional[bool]
+    verified_by: Optional[str]  # what checked the outputs: one of VERIFIERS, None with verification off
     verification: Optional[dict]
     learned_scratch: list[str]  # what TFLM was probed for: kernels whose scratch no table of ours knows
     guard: Guard

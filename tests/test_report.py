@@ -65,7 +65,8 @@ def test_real_reports_validate_against_the_schema(path: Path):
     assert d == res.report.to_dict() and d["schema_version"] == 1
     # the report's numbers are TFLM's: an independent run of the written model agrees
     assert (d["arena_bytes"], d["total_arena_bytes"]) == tflm_measure(res.data)
-    assert d["measured"] is True and d["verified"] is True
+    assert d["measured"] is True and d["verified"] is True and d["verified_by"] == "tflm"
+    assert "verified: yes (TFLM host interpreter, bit-exact)" in res.summary()
     assert res.report["arena_bytes"] == res.report.arena_bytes  # the old dict-style access reads the field
 
 
@@ -74,7 +75,7 @@ def test_unverified_and_custom_op_reports_validate():
     v = _validator()
     res = fdt_tflm.optimize(str(PROJECT_MODELS / "convdense.tflite"), verify=False, progress=False)
     r = res.report
-    assert r.verified is None and r.total_arena_bytes is None and r.guard.measured is False
+    assert r.verified is None and r.verified_by is None and r.total_arena_bytes is None and r.guard.measured is False
     v.validate(r.to_dict())
     tiled = dataclasses.replace(r, paths=[PathEntry("FFMT", ["0:CONV_2D"], ["CONV_2D"], 6, "concat", [2, (1, 2, 1)],
                                                     900, 800, 1.5)])
@@ -84,6 +85,9 @@ def test_unverified_and_custom_op_reports_validate():
     custom = fdt_tflm.optimize(str(PROJECT_MODELS / "convdense.tflite"), allow_custom_ops=True, progress=False,
                                samples=2)
     assert custom.report.needs_custom_kernel and custom.report.paths[-1].end == "custom-partial"
+    # TFLM's host build cannot run FDT_PARTIAL: the summary must not claim TFLM checked it
+    assert custom.report.verified_by == "numpy-reference" and "TFLM host interpreter" not in custom.summary()
+    assert "verified: yes (bit-exact NumPy reference" in custom.summary()
     v.validate(custom.report.to_dict())
 
 
