@@ -172,24 +172,13 @@ def test_verify_command_reports_different_values(tmp_path):
 
 
 def test_hybrid_and_multi_subgraph_models_are_refused(tmp_path):
-    from fdt_tflm.io import write_model
-    from fdt_tflm.ir import Subgraph
-    from fdt_tflm.ir.builder import GraphBuilder
-    import numpy as np
-    g = GraphBuilder()
-    x = g.tensor("x", [1, 8], "FLOAT32")
-    w = g.const("w", np.ones((4, 8), np.int8))
-    y = g.tensor("y", [1, 4], "FLOAT32")
-    g.op("FULLY_CONNECTED", [x, w, None], [y])
-    g.sg.inputs, g.sg.outputs = [x], [y]
+    from test_hardening import hybrid_model, multi_subgraph_model  # the bad-input builders, shared
     hybrid = tmp_path / "hybrid.tflite"
-    hybrid.write_bytes(write_model(g.model))
+    hybrid.write_bytes(hybrid_model())
     r = cli("optimize", str(hybrid), "-o", str(tmp_path / "h.out.tflite"))
     assert r.returncode == 2 and "hybrid" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    m = read_model((PROJECT_MODELS / "kws.tflite").read_bytes())
-    m.subgraphs.append(Subgraph(name=b"extra"))
     multi = tmp_path / "multi.tflite"
-    multi.write_bytes(write_model(m))
+    multi.write_bytes(multi_subgraph_model())
     r = cli("optimize", str(multi), "-o", str(tmp_path / "m.out.tflite"), "--passes", "reorder,plan")
     assert r.returncode == 2 and "several subgraphs" in r.stderr
 
