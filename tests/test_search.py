@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import shared_params
+from conftest import PROJECT_MODELS, shared_params
 
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.graph import Model
@@ -220,3 +220,18 @@ def test_radar_three_branches_reach_the_benchmarked_total():
     assert len(res.paths) >= 4 and graph_macs(res.model.main) == graph_macs(m.main)
     new = measure(m, finish(res.model))
     assert new.total <= 26_000 and new.head <= 15_000, (new.head, new.total)
+
+
+def test_head_objective_caps_the_host_total_too():
+    """The head objective's cap holds on the target's tail AND on the 64-bit host's, which the
+    never-worse guard measures: a result within the Cortex-M4 cap but 64 B over on the host
+    (person_detect once: 85,328 vs 85,264 B) would be thrown away by the guard."""
+    from fdt_tflm.target import CORTEX_M4
+    from fdt_tflm.tiling.search import Estimate, _Search
+    m = read_model((PROJECT_MODELS / "kws.tflite").read_bytes())
+    host, m4 = estimate(m, target=HOST), estimate(m, target=CORTEX_M4)
+    assert m4.host_tail == host.tail > m4.tail  # both tails are computed, the host's is larger
+    st = _Search(30.0, 1.0, True, False, (2,), 1.0, lambda s: None, 1, "head", total_cap=1000, host_cap=1100)
+    assert st.allowed(Estimate(500, 500, True, 600))
+    assert not st.allowed(Estimate(500, 500, True, 601))  # within the target's cap, over the host's
+    assert not st.allowed(Estimate(500, 501, True, 550))

@@ -33,7 +33,7 @@ from ..memory.lifetimes import lifetimes, live_bytes_per_scope
 from ..memory.scheduler import best_order, op_bound, quick_order
 from ..memory.scratch import scratch_bytes, scratch_intervals
 from ..memory.tail import predict_tail
-from ..target import CORTEX_M4, Target
+from ..target import CORTEX_M4, HOST, Target
 from . import OBJECTIVES
 from .fdt import apply_fdt
 from .ffmt import Tiles, apply_ffmt, ffmt_candidates, tile_counts
@@ -72,10 +72,15 @@ class Estimate:
     head: int
     tail: int
     exact: bool  # head from the offset planner (else the peak-live lower bound)
+    host_tail: int = 0  # the 64-bit host interpreter's tail: what the never-worse guard measures
 
     @property
     def total(self) -> int:
         return self.head + self.tail
+
+    @property
+    def host_total(self) -> int:
+        return self.head + self.host_tail
 
 
 def estimate(model: Model, exact: bool = False, time_limit: float = 1.0, keep_order: bool = False,
@@ -96,7 +101,8 @@ def estimate(model: Model, exact: bool = False, time_limit: float = 1.0, keep_or
     share = shareable_pairs(sg, tensors)  # in-place RESHAPEs and accumulators, as the plan pass does
     head = int(plan_offsets(ivs, time_limit=time_limit, shareable=share).arena) if exact \
         else lower_bound(ivs, share)
-    return Estimate(head, predict_tail(model, target), exact)
+    tail = predict_tail(model, target)
+    return Estimate(head, tail, exact, tail if target == HOST else predict_tail(model, HOST))
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,8 +284,10 @@ def plateau(sg: Subgraph) -> tuple[int, int]:
 
 @dataclass
 class _Search:
-    """State of one search: budget, options, counters and the points seen.  ``total_cap``:
-    the largest total a result may have (the head objective's constraint)."""
+    """State of one search: budget, options, counters and the points seen.  ``total_cap`` /
+    ``host_cap``: the largest total a result may have on the target / on the host interpreter
+    (the head objective's constraint; the host's too, since the never-worse guard measures
+    there and would otherwise throw the result away)."""
 
     max_overhead: float
     time_budget: float
@@ -291,6 +299,7 @@ class _Search:
     orig_macs: int
     objective: str = "total"
     total_cap: Optional[int] = None
+    host_cap: Optional[int] = None
     target: Target = SEARCH_TARGET
     t0: float = field(default_factory=time.perf_counter)
     tried: int = 0
@@ -308,7 +317,13 @@ class _Search:
         return score(est, self.objective)
 
     def allowed(self, est: Estimate, slack: int = 0) -> bool:
-        return self.total_cap is None or est.total <= self.total_cap + slack
+        return (self.total_cap is None or est.total <= self.total_cap + slack) and \
+            (self.host_cap is None or est.host_total <= self.host_cap + slack)
+
+    def over_cap_whatever_the_order(self, m: Model, head_bound: int) -> bool:
+        """A head lower bound plus the tail already exceeds a cap (target or host)."""
+        return any(cap is not None and predict_tail(m, t) + head_bound > cap
+                   for cap, t in ((self.total_cap, self.target), (self.host_cap, HOST)))
 
     def better(self, est: Estimate, than: Estimate) -> bool:
         return self.allowed(est) and self.score(est) < self.score(than)
@@ -338,9 +353,8 @@ class _Search:
             ffmt_head = c.kind == "FFMT" and self.objective == "head"
             if ffmt_head:
                 scr = scratch_bytes(m.main)
-                if self.total_cap is not None \
-                        and predict_tail(m, self.target) + op_bound(m.main, scr) > self.total_cap:
-                    continue  # over the cap whatever the order
+                if self.over_cap_whatever_the_order(m, op_bound(m.main, scr)):
+                    continue
                 m.main.operators = quick_order(m.main, scr)
             est = estimate(m, exact=False, target=self.target)
             out.append(_Ranked(c, m, est, ovh, plateau(m.main)))
@@ -458,7 +472,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
     cur = estimate(current, exact=True, time_limit=plan_time_limit, target=target)
     baseline = cur
     if objective == "head":
-        st.total_cap = baseline.total
+        st.total_cap, st.host_cap = baseline.total, baseline.host_total
     say(f"search: baseline total {cur.total:,} B (head {cur.head:,} + tail {cur.tail:,})")
     chosen: list[ChosenPath] = []
     st.points.append(ParetoPoint(cur.total, cur.head, 0.0, 0))
