@@ -20,7 +20,7 @@ SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 # (FDT_PARTIAL models: the host build has no such kernel), or nothing to check (the input kept).
 VERIFIERS: dict[str, str] = {
     "tflm": "TFLM host interpreter, bit-exact",
-    "numpy-reference": "bit-exact NumPy reference (TFLM's host build has no FDT_PARTIAL kernel)",
+    "numpy-reference": "bit-exact NumPy reference; TFLM's host build has no FDT_PARTIAL kernel",
     "input": "the input kept as given",
 }
 
