@@ -113,13 +113,25 @@ def _to_ir(root: Table, builtin_codes: list[int]) -> Model:
     for m in f.get("Metadata", []):
         idx = m.get("Buffer", 0)
         model.metadata.append((m.get("Name", b""), buffers[idx] if idx < len(buffers) else Buffer()))
-    for sd in f.get("SignatureDefs", []):
-        model.signature_defs.append(SignatureDef(
-            sd.get("SignatureKey"), sd.get("SubgraphIndex", 0),
-            [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Inputs", [])],
-            [(tm.get("Name", b""), tm.get("TensorIndex", 0)) for tm in sd.get("Outputs", [])]))
+    model.signature_defs = [_signature(sd, model.subgraphs) for sd in f.get("SignatureDefs", [])]
     _check_plan(model)
     return model
+
+
+def _signature(sd: Table, subgraphs: list[Subgraph]) -> SignatureDef:
+    """A signature def with its tensor indices resolved to the tensors of its subgraph."""
+    key, sgi = sd.get("SignatureKey"), sd.get("SubgraphIndex", 0)
+    what = f"signature {key.decode(errors='replace')!r}" if key is not None else "a signature"
+    if not 0 <= sgi < len(subgraphs):
+        raise FdtError(f"{what} refers to subgraph {sgi}, the model has {len(subgraphs)}")
+    tensors = subgraphs[sgi].tensors
+
+    def maps(field: str, kind: str) -> list[tuple[bytes, Tensor]]:
+        names = [tm.get("Name", b"") for tm in sd.get(field, [])]
+        refs = _refs(np.array([tm.get("TensorIndex", 0) for tm in sd.get(field, [])], dtype=np.int64),
+                     tensors, f"{what}'s {kind}", False)
+        return list(zip(names, refs))
+    return SignatureDef(key, sgi, maps("Inputs", "input"), maps("Outputs", "output"))
 
 
 def _check_plan(model: Model) -> None:

@@ -12,7 +12,7 @@ import flatbuffers
 import numpy as np
 
 from ..errors import FdtError
-from ..ir.graph import Buffer, Model, Subgraph
+from ..ir.graph import Buffer, Model, SignatureDef, Subgraph, Tensor
 from ..ir.table import Table
 from .fbgeneric import _module, write_numpy_vector, write_offset_vector, write_table
 
@@ -50,12 +50,7 @@ def write_model(model: Model, check_plan: bool = True) -> bytes:
         if "MetadataBuffer" in model.extra:
             root.fields["MetadataBuffer"] = np.array([m["Buffer"] for m in meta], dtype=np.int32)
     if model.signature_defs:
-        root.fields["SignatureDefs"] = [Table("SignatureDef", {
-            **({"SignatureKey": sd.key} if sd.key is not None else {}),
-            "SubgraphIndex": sd.subgraph_index,
-            "Inputs": [Table("TensorMap", {"Name": n, "TensorIndex": i}) for n, i in sd.inputs],
-            "Outputs": [Table("TensorMap", {"Name": n, "TensorIndex": i}) for n, i in sd.outputs]})
-            for sd in model.signature_defs]
+        root.fields["SignatureDefs"] = [_signature_table(sd, model) for sd in model.signature_defs]
     for k, v in model.extra.items():
         if not k.startswith("_") and k != "MetadataBuffer":
             root.fields[k] = v
@@ -93,6 +88,26 @@ def write_model(model: Model, check_plan: bool = True) -> bytes:
         getattr(FbModel, "Add" + name)(builder, val)
     builder.Finish(FbModel.End(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _signature_table(sd: SignatureDef, model: Model) -> Table:
+    """The signature with each tensor's index in its written subgraph.  A signature tensor a
+    rewrite dropped from the subgraph is an error: any index written for it would be wrong."""
+    if not 0 <= sd.subgraph_index < len(model.subgraphs):
+        raise FdtError(f"internal error: signature {sd.key!r} names subgraph {sd.subgraph_index}, "
+                       f"the model has {len(model.subgraphs)}")
+    idx = {id(t): i for i, t in enumerate(model.subgraphs[sd.subgraph_index].tensors)}
+
+    def tensor_map(name: bytes, t: Tensor) -> Table:
+        if id(t) not in idx:
+            raise FdtError(f"internal error: signature {sd.key!r} refers to tensor {t.name!r} ({name!r}), "
+                           f"which is not in subgraph {sd.subgraph_index}'s tensor list")
+        return Table("TensorMap", {"Name": name, "TensorIndex": idx[id(t)]})
+    return Table("SignatureDef", {
+        **({"SignatureKey": sd.key} if sd.key is not None else {}),
+        "SubgraphIndex": sd.subgraph_index,
+        "Inputs": [tensor_map(n, t) for n, t in sd.inputs],
+        "Outputs": [tensor_map(n, t) for n, t in sd.outputs]})
 
 
 def _meta_index(b: Buffer, buffers: list[Buffer], index: dict[int, int]) -> int:

@@ -213,10 +213,18 @@ class Subgraph:
 
 @dataclass(eq=False)
 class SignatureDef:
+    """A named entry point (LiteRT's signature runner).  Its tensors are objects of subgraph
+    ``subgraph_index``, like every other reference in the IR, so rewrites that insert or drop
+    tensors cannot leave it pointing at the wrong one; the writer assigns the indices."""
+
     key: Optional[bytes]
     subgraph_index: int
-    inputs: list[tuple[bytes, int]]  # (name, tensor index within the subgraph)
-    outputs: list[tuple[bytes, int]]
+    inputs: list[tuple[bytes, Tensor]]  # (name, tensor of the subgraph)
+    outputs: list[tuple[bytes, Tensor]]
+
+    def tensors(self) -> list[Tensor]:
+        """Every tensor the signature refers to (each counts as used by the graph)."""
+        return [t for _, t in self.inputs] + [t for _, t in self.outputs]
 
 
 @dataclass(eq=False)
