@@ -69,7 +69,44 @@ def convdense() -> Model:
     return n.output(n.softmax(y))
 
 
-MODELS: dict[str, Callable[[], Model]] = {"kws": kws, "radar": radar, "convdense": convdense}
+# (expansion t, output channels c, repeats n, first stride s) of MobileNetV2's inverted-residual stages
+MBV2_STAGES: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def _inverted_residual(n: QNet, x, t: int, c: int, stride: int):
+    """One block as Keras' ``_inverted_res_block`` converts: 1x1 expand + ReLU6 (not when t == 1),
+    ZeroPadding2D(correct_pad) + VALID 3x3 depthwise for stride 2 (SAME for stride 1) + ReLU6,
+    linear 1x1 projection, ADD with the block input when the shape is kept."""
+    y = n.conv2d(x, x.shape[3] * t, (1, 1), act="RELU6") if t != 1 else x
+    if stride == 2:  # correct_pad, 3x3 kernel: (size % 2, 1) per axis, ((0, 1), (0, 1)) for even sizes
+        pads = [(s % 2, 1) for s in y.shape[1:3]]
+        y = n.depthwise(n.pad(y, pads), (3, 3), stride=2, padding="VALID", act="RELU6")
+    else:
+        y = n.depthwise(y, (3, 3), act="RELU6")
+    y = n.conv2d(y, c, (1, 1), act="NONE")
+    return n.add(x, y) if stride == 1 and x.shape[3] == c else y
+
+
+def mobilenet_v2_224() -> Model:
+    """MobileNetV2 1.0 at 224x224, Keras' ``applications.MobileNetV2`` topology as the TFLite
+    converter emits it in int8 (BatchNorm folded into conv biases, ReLU6 fused, explicit PADs
+    before the stride-2 depthwise convs, GlobalAveragePooling2D as MEAN over H, W)."""
+    n = QNet(seed=4, converter_like=True,
+             description="fdt-tflm example: MobileNetV2 1.0 224x224 (Keras applications topology)")
+    x = n.input([1, 224, 224, 3], scale=2 / 255, zp=-1)  # Keras' preprocessing: [-1, 1]
+    y = n.conv2d(x, 32, (3, 3), stride=2, padding="SAME", act="RELU6")
+    for t, c, reps, s in MBV2_STAGES:
+        for i in range(reps):
+            y = _inverted_residual(n, y, t, c, s if i == 0 else 1)
+    y = n.conv2d(y, 1280, (1, 1), act="RELU6")
+    y = n.mean(y, (1, 2), keep_dims=False)              # [1, 1280]
+    y = n.fully_connected(y, 1000)
+    return n.output(n.softmax(y))
+
+
+MODELS: dict[str, Callable[[], Model]] = {"kws": kws, "radar": radar, "convdense": convdense,
+                                          "mobilenet_v2_224": mobilenet_v2_224}
 
 
 def main() -> int:

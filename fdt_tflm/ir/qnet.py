@@ -26,8 +26,15 @@ def conv_out(size: int, k: int, stride: int, dilation: int, padding: str) -> int
 class QNet:
     """A tiny network builder; every method appends one op and returns its output tensor."""
 
-    def __init__(self, seed: int = 0, dtype: str = "INT8", description: str = "fdt-tflm generated"):
+    def __init__(self, seed: int = 0, dtype: str = "INT8", description: str = "fdt-tflm generated",
+                 converter_like: bool = False):
+        """``converter_like``: activations keep real magnitudes of order one, as in a trained
+        network (He-scaled weights: real std sqrt(2 / fan-in)), and fused RELU/RELU6 outputs
+        are quantised over ``[0, max]`` with zero point -128, as the TFLite converter does from
+        calibration ranges (RELU6 caps max at 6).  Off: the older scheme the shipped small
+        models were built with (their bytes must not change)."""
         self.rng = np.random.default_rng(seed)
+        self.converter_like = converter_like
         self.b = GraphBuilder()
         self.b.model.description = description.encode()
         self.dtype = dtype
@@ -44,6 +51,17 @@ class QNet:
              else self._act_q(max(std, 1e-6) * 3 / 127))
         t = self.b.tensor(self._name(kind), shape, self.dtype, q)
         self._std[id(t)] = std if like is None else self.std(like)
+        return t
+
+    def _act_out(self, kind: str, shape, std: float, act: str, like: Optional[Tensor]) -> Tensor:
+        """The output of an op with fused activation ``act`` (see ``converter_like``)."""
+        if like is not None or self.float or not self.converter_like or act not in ("RELU", "RELU6"):
+            return self._new_act(kind, shape, std, like=like)
+        hi = max(4.0 * std, 1e-6)  # the post-ReLU spread; its max sits a few deviations out
+        if act == "RELU6":
+            hi = min(hi, 6.0)
+        t = self.b.tensor(self._name(kind), shape, self.dtype, quant(hi / 255, -128))
+        self._std[id(t)] = min(std, hi / 2)
         return t
 
     # -- helpers ---------------------------------------------------------------------------
@@ -65,7 +83,11 @@ class QNet:
             w = self.rng.standard_normal(shape).astype(np.float32) / math.sqrt(np.prod(shape) / n_out)
             return self.b.const(self._name("w"), w), np.ones(n_out, np.float32)
         wq = self.rng.integers(-127, 128, size=shape).astype(np.int8)
-        ws = (self.rng.uniform(0.5, 1.5, n_out) / 127.0 / 8).astype(np.float32)
+        spread = self.rng.uniform(0.5, 1.5, n_out)
+        if self.converter_like:  # int8 uniform on [-127, 127] has std ~73.6; aim for sqrt(2 / fan-in)
+            ws = (spread * math.sqrt(2.0 * n_out / np.prod(shape)) / 73.6).astype(np.float32)
+        else:
+            ws = (spread / 127.0 / 8).astype(np.float32)
         return self.b.const(self._name("w"), wq, quant(ws, 0, out_axis)), ws
 
     def _bias(self, n: int, in_scale: float, ws: np.ndarray, fan_in: int):
@@ -100,7 +122,7 @@ class QNet:
         fan = kh * kw * c
         bias = self._bias(out_ch, self._scale(x), ws, fan)
         oh, ow = conv_out(h, kh, stride, dilation, padding), conv_out(w, kw, stride, dilation, padding)
-        y = self._new_act("conv", [n, oh, ow, out_ch], self._out_std(x, ws, fan, act), like=like)
+        y = self._act_out("conv", [n, oh, ow, out_ch], self._out_std(x, ws, fan, act), act, like)
         self.b.op("CONV_2D", [x, wt, bias], [y], options(
             "CONV_2D", Padding=PAD[padding], StrideW=stride, StrideH=stride, FusedActivationFunction=ACT[act],
             DilationWFactor=dilation, DilationHFactor=dilation), version=3)
@@ -115,7 +137,7 @@ class QNet:
         fan = kh * kw
         bias = self._bias(out_ch, self._scale(x), ws, fan)
         oh, ow = conv_out(h, kh, stride, dilation, padding), conv_out(w, kw, stride, dilation, padding)
-        y = self._new_act("dwconv", [n, oh, ow, out_ch], self._out_std(x, ws, fan, act))
+        y = self._act_out("dwconv", [n, oh, ow, out_ch], self._out_std(x, ws, fan, act), act, None)
         self.b.op("DEPTHWISE_CONV_2D", [x, wt, bias], [y], options(
             "DEPTHWISE_CONV_2D", Padding=PAD[padding], StrideW=stride, StrideH=stride,
             DepthMultiplier=depth_multiplier, FusedActivationFunction=ACT[act],
@@ -150,6 +172,16 @@ class QNet:
     def add(self, a: Tensor, b: Tensor, act: str = "NONE") -> Tensor:
         y = self._new_act("add", list(a.shape), math.hypot(self.std(a), self.std(b)))
         self.b.op("ADD", [a, b], [y], options("ADD", FusedActivationFunction=ACT[act]), version=2)
+        return y
+
+    def pad(self, x: Tensor, hw_pads: Sequence[Sequence[int]]) -> Tensor:
+        """Explicit zero padding ``((top, bottom), (left, right))``, as Keras' ZeroPadding2D
+        converts: PAD keeps the quantisation, so it fills with the zero point (real 0)."""
+        (t, b), (l, r) = hw_pads
+        n, h, w, c = x.shape
+        pads = self.b.const(self._name("paddings"), np.array([[0, 0], [t, b], [l, r], [0, 0]], np.int32))
+        y = self._new_act("pad", [n, h + t + b, w + l + r, c], 0, like=x)
+        self.b.op("PAD", [x, pads], [y], options("PAD"), version=2 if not self.float else 1)
         return y
 
     def reshape(self, x: Tensor, shape: Sequence[int]) -> Tensor:
