@@ -256,10 +256,13 @@ class Model:
         self.metadata.append((name.encode(), Buffer(data)))
 
     def opcode(self, builtin_code: int, version: int = 1, custom_code: Optional[bytes] = None) -> OperatorCode:
-        """The model's OperatorCode for this op, created on demand (versions are raised, never lowered)."""
+        """The model's OperatorCode for this op at ``version`` or above, created on demand.
+
+        Never raises a shared code's version in place: forks (``ir.surgery``) share codes with
+        their parent, so a newer version is a code of its own (TFLite allows one builtin at
+        several versions; each op then names the version its operands need)."""
         for oc in self.operator_codes:
-            if oc.builtin_code == builtin_code and oc.custom_code == custom_code:
-                oc.version = max(oc.version, version)
+            if oc.builtin_code == builtin_code and oc.custom_code == custom_code and oc.version >= version:
                 return oc
         oc = OperatorCode(builtin_code, custom_code, version,
                           min(builtin_code, 127) if builtin_code != 32 else 32)

@@ -12,7 +12,6 @@ change the order of additions (compared with a tolerance).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -23,7 +22,7 @@ from ..ir.builder import options as make_options
 from ..ir.graph import Buffer, Model, Operator, Quantization, Tensor
 from ..errors import FdtError
 from ..ir.types import BUILTIN_CODES, DTYPE_CODES
-from ..memory.offline_plan import METADATA_NAME
+from ..ir.surgery import fork, replace_region
 from .paths import CONCAT, PARTIAL, PathInfo, analyze_path, data_input_index, even_ranges, multiplier
 from .rules import rule
 
@@ -219,17 +218,10 @@ class _Rewriter:
         return x, lo, hi
 
     def splice(self, replaced: Sequence[int]) -> None:
-        """Put the new ops where the first replaced op stood, drop the replaced ops, and prune
-        the tensors nothing uses any more."""
-        sg = self.sg
-        old_ops = [sg.operators[i] for i in replaced]
-        gone = {id(op) for op in old_ops}
-        kept = [op for op in sg.operators if id(op) not in gone]
-        insert_at = sum(1 for op in sg.operators[:min(replaced)] if id(op) not in gone)
-        sg.operators = kept[:insert_at] + self.new_ops + kept[insert_at:]
-        sg.tensors.extend(self.new_tensors)
-        maybe_dead = {id(t): t for op in old_ops for t in list(op.inputs) + list(op.outputs) if t is not None}
-        prune_tensors(self.model, maybe_dead)
+        """Put the new ops where the first replaced op stood and drop the replaced ops (IR surgery
+        prunes the tensors nothing uses any more)."""
+        old = [self.sg.operators[i] for i in replaced]
+        replace_region(self.model, old, self.new_ops, self.new_tensors, at="first")
 
     def build(self) -> None:
         info, sg = self.info, self.sg
@@ -270,9 +262,9 @@ def apply_fdt(model: Model, path: Sequence[int], parts: int, end: str = CONCAT) 
     "partial" (the last op is a float32 conv/dense split by input channels, parts summed
     with ADD).  Raises :class:`FdtError` if the path cannot be split.  Graph input/output
     tensors are kept as objects (at their positions in the copy)."""
-    out = copy.deepcopy(model)
+    info = analyze_path(model.main, path, end, parts)
+    out = fork(model)
     sg = out.main
-    info = analyze_path(sg, path, end, parts)
     rw = _Rewriter(out, info, parts)
     rw.build()
     rw.splice(info.ops)
@@ -285,26 +277,3 @@ def apply_many(model: Model, specs: Sequence[FdtSpec]) -> Model:
     for s in specs:
         model = apply_fdt(model, s.ops, s.parts, s.end)
     return model
-
-
-def prune_tensors(model: Model, candidates: dict[int, Tensor]) -> None:
-    """Drop candidate tensors nothing references any more (each costs a TFLM eval-tensor struct),
-    renumbering signature tensor indices; an offline plan (indexed by tensor) is dropped."""
-    sg = model.main
-    used: set[int] = {id(t) for t in sg.inputs} | {id(t) for t in sg.outputs}
-    for op in sg.operators:
-        used.update(id(t) for t in list(op.inputs) + list(op.outputs) + list(op.intermediates) if t is not None)
-    dead = {k for k in candidates if k not in used}
-    if not dead:
-        return
-    old_index = {id(t): i for i, t in enumerate(sg.tensors)}
-    sg.tensors = [t for t in sg.tensors if id(t) not in dead]
-    new_index = {id(t): i for i, t in enumerate(sg.tensors)}
-    by_old = {i: t for t in sg.tensors for i in [old_index[id(t)]]}
-    sg_pos = model.subgraphs.index(sg)
-    for sd in model.signature_defs:
-        if sd.subgraph_index != sg_pos:
-            continue
-        remap = lambda pairs: [(n, new_index[id(by_old[i])]) if i in by_old else (n, i) for n, i in pairs]  # noqa: E731
-        sd.inputs, sd.outputs = remap(sd.inputs), remap(sd.outputs)
-    model.metadata = [(n, b) for n, b in model.metadata if n != METADATA_NAME.encode()]

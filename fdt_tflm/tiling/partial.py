@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import FdtError
 from ..ir.graph import Buffer, Model, Operator, Subgraph, Tensor
+from ..ir.surgery import fork
 from ..ir.macs import op_macs
 from ..ir.types import DTYPE_CODES
 from ..memory.lifetimes import Interval, lifetimes
@@ -183,9 +184,9 @@ def apply_partial(model: Model, path: Sequence[int], parts: int) -> Model:
     """A copy of ``model`` with ``path`` split into ``parts`` parts ending in FDT_PARTIAL ops.
 
     Raises :class:`FdtError` if the path cannot be split exactly."""
-    out = copy.deepcopy(model)
+    pp = analyze_partial(model.main, path, parts)
+    out = fork(model)
     sg = out.main
-    pp = analyze_partial(sg, path, parts)
     rw = _Rewriter(out, pp.body, parts)
     rw.tag = f"fdtp{pp.body.ops[0]}"
     chain = [sg.operators[i] for i in pp.body.ops]
