@@ -4,19 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from .catalog.ops import info
 from .errors import FdtError
 from .io.reader import check_dataflow
-from .ir.graph import Model, Subgraph
+from .ir.graph import Model, Operator, Subgraph
 from .ir.macs import op_macs
 from .memory.lifetimes import lifetimes, live_bytes_per_scope, peak_live
 from .memory.offline_plan import read_plan
 from .memory.scratch import scratch_intervals
 from .memory.tflm_model import ArenaPrediction, predict_head
 
-# Ops whose float activations with int8/uint8 constant weights make a "hybrid" model TFLM refuses.
-_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "UNIDIRECTIONAL_SEQUENCE_LSTM",
-             "LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "SVDF", "UNIDIRECTIONAL_SEQUENCE_RNN", "RNN",
-             "EMBEDDING_LOOKUP", "TRANSPOSE_CONV"}
 _FLOAT, _INT8, _UINT8 = 0, 9, 3
 
 
@@ -36,12 +33,19 @@ def check_optimizable(model: Model) -> None:
                        f"optimisation passes (use --passes none to only re-serialise)")
     check_dataflow(model.main)
     for op in model.main.operators:
-        if op.type in _WEIGHTED:
+        if _hybrid_checked(op):
             acts = [t for t in op.inputs if t is not None and not t.is_constant and not t.is_variable]
             consts = [t for t in op.inputs if t is not None and t.is_constant]
             if any(t.dtype == _FLOAT for t in acts) and any(t.dtype in (_INT8, _UINT8) for t in consts):
                 raise FdtError(f"hybrid model (float activations with int8 weights in {op.type}): "
                                f"TFLM does not run it; convert with full integer quantisation")
+
+
+def _hybrid_checked(op: Operator) -> bool:
+    """TFLM's builtin kernels with weights refuse float activations with int8/uint8 constant weights
+    (a "hybrid" model); the catalog says which ops have weights."""
+    known = info(op)
+    return known.weighted and not known.custom
 
 
 def op_table(sg: Subgraph) -> list[OpRow]:

@@ -20,19 +20,22 @@ the reference kernels' Prepare functions (tflite-micro, tensorflow/lite/micro/ke
   the filter, one byte per element (conv_common.cc, depthwise_conv_common.cc,
   fully_connected.cc).
 
-The builtin kernels in :data:`NO_SCRATCH` request nothing (no ``RequestScratchBufferInArena``
-in their source).  Every other op (custom ops such as TFLM's Signal library, builtins
-newer than this table) is unknown: :func:`fdt_tflm.verify.probe.learn_kernel_scratch`
+Which rule applies to an op is the catalog's ``OpInfo.scratch`` (:mod:`fdt_tflm.catalog.ops`);
+ops it marks ``ScratchKind.NONE`` (:data:`NO_SCRATCH`) request nothing (no
+``RequestScratchBufferInArena`` in their source).  Every other op (custom ops such as TFLM's
+Signal library, builtins newer than the catalog) is unknown: :func:`fdt_tflm.verify.probe.learn_kernel_scratch`
 measures its scratch in TFLM and stores it on the op (``Operator.learned_scratch``);
 an unknown op that was not probed, or that TFLM could not run alone, is assumed to
 request nothing.  Each request is rounded up to 16 bytes by the planner.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from types import MappingProxyType
+from typing import Callable, Mapping, Optional, Sequence
 
 from tflite.TensorType import TensorType
 
+from ..catalog.ops import CATALOG, ScratchKind, info
 from ..ir.graph import Operator, Subgraph, Tensor
 from ..ir.types import dtype_size
 from .lifetimes import Interval, align
@@ -112,50 +115,33 @@ def _int4_filter(op: Operator) -> list[int]:
     return [_numel(w)] if w is not None and w.dtype == TensorType.INT4 else []
 
 
-# op type -> bytes of each scratch request, in the order the kernel makes them
-SCRATCH_RULES: dict[str, Callable[[Operator], list[int]]] = {
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
-    "MEAN": _mean_or_sum,
-    "SUM": _mean_or_sum,
-    "REDUCE_MAX": _min_max,
-    "REDUCE_MIN": _min_max,
-    "TRANSPOSE_CONV": _transpose_conv,
-    "SVDF": _svdf,
-    "ADD_N": _add_n,
-    "MIRROR_PAD": _mirror_pad,
-    "CONV_2D": _int4_filter,
-    "DEPTHWISE_CONV_2D": _int4_filter,
-    "FULLY_CONNECTED": _int4_filter,
-}
-
-
-# Builtin ops whose reference kernels (tflite-micro 90b983c, tensorflow/lite/micro/kernels)
-# request no scratch buffer, and FDT_PARTIAL (firmware_template/fdt_kernels) neither.
-NO_SCRATCH: frozenset[str] = frozenset({
-    "ABS", "ADD", "ARG_MAX", "ARG_MIN", "ASSIGN_VARIABLE", "AVERAGE_POOL_2D", "BATCH_MATMUL",
-    "BATCH_TO_SPACE_ND", "BROADCAST_ARGS", "BROADCAST_TO", "CALL_ONCE", "CAST", "CEIL",
-    "CONCATENATION", "COS", "CUMSUM", "DEPTH_TO_SPACE", "DEQUANTIZE", "DIV", "DYNAMIC_UPDATE_SLICE",
-    "ELU", "EMBEDDING_LOOKUP", "EQUAL", "EXP", "EXPAND_DIMS", "FILL", "FLOOR", "FLOOR_DIV", "FLOOR_MOD",
-    "GATHER", "GATHER_ND", "GREATER", "GREATER_EQUAL", "HARD_SWISH", "IF", "L2_NORMALIZATION",
-    "L2_POOL_2D", "LEAKY_RELU", "LESS", "LESS_EQUAL", "LOG", "LOG_SOFTMAX", "LOGICAL_AND",
-    "LOGICAL_NOT", "LOGICAL_OR", "LOGISTIC", "MAX_POOL_2D", "MAXIMUM", "MINIMUM", "MUL", "NEG",
-    "NOT_EQUAL", "PACK", "PAD", "PADV2", "PRELU", "QUANTIZE", "READ_VARIABLE", "REDUCE_ALL", "RELU",
-    "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "ROUND", "RSQRT",
-    "SELECT_V2", "SHAPE", "SIN", "SLICE", "SOFTMAX", "SPACE_TO_BATCH_ND", "SPACE_TO_DEPTH", "SPLIT",
-    "SPLIT_V", "SQRT", "SQUARE", "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH",
-    "TRANSPOSE", "UNPACK", "VAR_HANDLE", "WHILE", "ZEROS_LIKE", "FDT_PARTIAL",
+# ScratchKind (the catalog's ``OpInfo.scratch``) -> bytes of each request, in the kernel's order
+SCRATCH_KINDS: Mapping[str, Callable[[Operator], list[int]]] = MappingProxyType({
+    ScratchKind.LSTM: _lstm,
+    ScratchKind.REDUCE: _mean_or_sum,
+    ScratchKind.REDUCE_MIN_MAX: _min_max,
+    ScratchKind.TRANSPOSE_CONV: _transpose_conv,
+    ScratchKind.SVDF: _svdf,
+    ScratchKind.ADD_N: _add_n,
+    ScratchKind.MIRROR_PAD: _mirror_pad,
+    ScratchKind.INT4_FILTER: _int4_filter,
 })
+
+# The catalog's view by op type: op type -> rule, and the op types known to request nothing.
+SCRATCH_RULES: Mapping[str, Callable[[Operator], list[int]]] = MappingProxyType(
+    {n: SCRATCH_KINDS[i.scratch] for n, i in CATALOG.items() if i.scratch in SCRATCH_KINDS})
+NO_SCRATCH: frozenset[str] = frozenset(n for n, i in CATALOG.items() if i.scratch == ScratchKind.NONE)
 
 
 def is_known(op: Operator) -> bool:
-    """Whether this table knows ``op``'s scratch requests (else only TFLM can tell)."""
-    return op.type in SCRATCH_RULES or op.type in NO_SCRATCH
+    """Whether the catalog knows ``op``'s scratch requests (else only TFLM can tell)."""
+    return info(op).scratch is not None
 
 
 def scratch_requests(op: Operator) -> list[int]:
     """Bytes of each scratch buffer ``op``'s reference kernel requests (unaligned, request order):
-    from the table, else what TFLM was measured to request (nothing if never measured)."""
-    rule = SCRATCH_RULES.get(op.type)
+    from the catalog's rule, else what TFLM was measured to request (nothing if never measured)."""
+    rule = SCRATCH_KINDS.get(info(op).scratch or "")
     if rule is None:
         learned = op.learned_scratch
         return [] if learned is None else [b for b in learned.requests if b > 0]
