@@ -301,6 +301,80 @@ def test_residual_add_next_to_and_inside_path():
     assert op_types(tiled).count("ADD") == 4
 
 
+# -- chains through residual blocks ---------------------------------------------------------
+def residual_net() -> Model:
+    """Stem conv s2, an inverted residual block (its input `a` feeds the expand conv and the
+    ADD), then a stride-2 block with an explicit PAD and a VALID depthwise (MobileNetV2 style)."""
+    q = QNet(seed=21, converter_like=True)
+    x = q.input([1, 16, 16, 3], scale=2 / 255, zp=-1)
+    a = q.conv2d(x, 8, (3, 3), stride=2, act="RELU6")                           # 0: 8x8x8
+    e = q.conv2d(a, 24, (1, 1), act="RELU6")                                    # 1: expand
+    d = q.depthwise(e, act="RELU6")                                             # 2: SAME 3x3
+    p = q.conv2d(d, 8, (1, 1), act="NONE")                                      # 3: project
+    r = q.add(a, p)                                                             # 4: residual ADD
+    e2 = q.conv2d(r, 24, (1, 1), act="RELU6")                                   # 5
+    d2 = q.depthwise(q.pad(e2, ((0, 1), (0, 1))), stride=2, padding="VALID", act="RELU6")  # 6 PAD, 7: 4x4
+    return q.output(q.conv2d(d2, 16, (1, 1), act="NONE"))                       # 8
+
+
+BLOCK, WHOLE = [0, 1, 2, 3, 4], list(range(9))
+
+
+@pytest.mark.parametrize("path,tiles", [
+    (BLOCK, (2, 2)), (BLOCK, (3, 3)), (BLOCK, ((2, 3, 3), (1, 3, 4))),
+    (WHOLE, (2, 2)), (WHOLE, (3, 3)), (WHOLE, ((1, 1, 2), 2)), (WHOLE, (1, 4))])
+def test_residual_block_tiled_through_the_skip(path, tiles):
+    """The skip operand `a` is computed per tile (over the expand conv's halo) and the ADD reads
+    a SLICE of that tile: bit-exact in TFLM and LiteRT, and the plan's op count and MACs are
+    the rewritten graph's (``assert_exact``) and the candidate enumeration's."""
+    from fdt_tflm.tiling.ffmt import planned_ops
+    m = residual_net()
+    tiled = assert_exact(m, path, tiles)
+    n_tiles = len(plan_ffmt(m, path, tiles).tile_steps)
+    assert len(tiled.main.operators) - len(m.main.operators) == len(planned_ops(m, plan_ffmt(m, path, tiles))) - len(path)
+    names = {t.name for t in tiled.main.tensors}
+    assert not names & {m.main.operators[i].outputs[0].name for i in path[:-1]}  # no intermediate at full size
+    types = op_types(tiled)
+    assert types.count("ADD") == n_tiles
+    if path == BLOCK:  # per tile: the input region of x, and the ADD's part of `a`'s tile
+        assert types.count("SLICE") == 2 * n_tiles
+    cand = [c for c in ffmt_candidates(m, [tiles], max_len=len(path)) if c.path == tuple(path)]
+    assert [(c.extra_macs, c.added_ops) for c in cand] == [
+        (graph_macs(tiled.main) - graph_macs(m.main), len(tiled.main.operators) - len(m.main.operators))]
+
+
+def test_residual_block_halo_by_hand():
+    """Two row tiles of the 8x8 block output (rows 0-3, 4-7).  The 3x3 SAME depthwise reads rows
+    0-4 and 3-7, so the expand conv computes 10 of 8 rows: 2 x 8 x 24 x 8 MACs = 3072; `a` must
+    cover the same rows (the ADD needs only 0-3 / 4-7): 2 x 8 x 8 x 27 = 3456.  The stem conv
+    (3x3 s2 SAME on 16: pads 0 before / 1 after) reads rows 0-10 and 6-15: the top tile pads one
+    column on the right (11 x 17 x 3 = 561 elements), the bottom tile's own SAME matches (no PAD);
+    the depthwise tiles pad to 6 x 10 x 24 = 1440 each.  3072 + 3456 + 561 + 2 x 1440 = 9969."""
+    m = residual_net()
+    assert ffmt_recompute_macs(m, BLOCK, (2, 1)) == 9969
+    tiled = assert_exact(m, BLOCK, (2, 1), litert=False)
+    assert pad_elements(tiled) - pad_elements(m) == 561 + 2 * 1440  # the model's own PAD (op 6) is untouched
+    assert halo_macs_by_hand(m, BLOCK, (2, 1)) == 3072 + 3456
+
+
+def test_residual_chains_and_refusals():
+    m = residual_net()
+    assert ffmt_chains(m) == [WHOLE]  # the block input's first consumer continues the chain
+    for path in ([0, 1, 2, 3], [0, 1]):  # `a` also feeds the ADD, outside these paths
+        with pytest.raises(FfmtUnsupported):
+            apply_ffmt(m, path, (2, 1))
+    assert_exact(m, [1, 2, 3, 4], (2, 2), litert=False)  # `a` is the chain's input: sliced from the full map
+    q = QNet(seed=23)
+    x = q.input([1, 8, 8, 4])
+    a = q.conv2d(x, 4, (1, 1))
+    b = q.depthwise(a)
+    m2 = q.output(q.add(a, b), a)  # `a` is also a graph output
+    with pytest.raises(FfmtUnsupported):
+        apply_ffmt(m2, [0, 1, 2], (2, 1))
+    assert ffmt_chains(m2) == [[0], [1, 2]]
+    assert [c.path for c in ffmt_candidates(m2, [(2, 1)])] == [(0,), (1,), (1, 2)]
+
+
 def test_macs_prediction_and_pointwise_only_costs_nothing():
     q = QNet(seed=8)
     x = q.input([1, 10, 10, 4])

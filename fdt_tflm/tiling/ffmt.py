@@ -18,7 +18,11 @@ Everything is expressed with stock TFLM builtin ops and is bit-exact in TFLM:
   point, and PAD keeps the quantisation) is exact; max pooling pads with the dtype's
   lowest value (PADV2); average pooling divides by the number of in-image taps, so a
   tiling that would need explicit padding there is refused (see ``rules.spatial_border``);
-* tiles are joined with CONCATENATION (each tile row along W, then the rows along H).
+* tiles are joined with CONCATENATION (each tile row along W, then the rows along H);
+* a chain may run through residual blocks: an intermediate output that also feeds a later
+  pointwise op of the chain (the ADD's skip operand) is computed per tile over the hull of
+  what its consumers read, and each consumer that reads less gets a SLICE of that tile
+  (tile-local coordinates), so the skip never exists at full size either.
 
 Anything unsupported raises :class:`FfmtUnsupported`; the search catches it and leaves
 the chain untiled.
@@ -51,6 +55,7 @@ SLICE_OP = "SLICE"  # the op that copies a tile's input region out of a full fea
 AxisSplit = Union[int, tuple[int, ...]]
 Tiles = tuple[AxisSplit, AxisSplit]
 
+DEFAULT_MAX_LEN = 8  # longest sub-chain ffmt_candidates enumerates unless told otherwise
 DEFAULT_TILE_OPTIONS: tuple[tuple[int, int], ...] = (
     (2, 1), (1, 2), (2, 2), (3, 1), (1, 3), (2, 3), (3, 2), (3, 3), (4, 1), (1, 4), (2, 4), (4, 2), (4, 4))
 
@@ -111,6 +116,9 @@ class Step:
     h: AxisGeom
     w: AxisGeom
     same: bool = False  # the op uses SAME padding (border tiles may keep it instead of a PAD)
+    # pointwise ops: (operand position, chain step) of operands produced earlier in the chain
+    # than the previous op (a residual ADD's skip connection), read from that step's tile
+    skips: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,45 +270,79 @@ def _path_input(op: Operator, prev: Optional[Tensor]) -> Tensor:
     return t
 
 
-def analyse_chain(sg: Subgraph, path: Sequence[int]) -> list[Step]:
-    """Check that ``path`` is a tileable chain and describe each op's spatial geometry."""
+def analyse_chain(sg: Subgraph, path: Sequence[int], open_end: bool = False) -> list[Step]:
+    """Check that ``path`` is a tileable chain and describe each op's spatial geometry.
+
+    Each op consumes the previous op's output; an intermediate output may also feed later
+    pointwise ops of the chain (a residual ADD's skip operand), but nothing outside it.
+    ``open_end``: consumers after the chain's last op are allowed too (the chain may still
+    grow to include them; :func:`ffmt_chains` uses this)."""
     path = list(path)
     if not path:
         raise FfmtUnsupported("empty path")
     if any(not 0 <= i < len(sg.operators) for i in path) or any(b <= a for a, b in zip(path, path[1:])):
         raise FfmtUnsupported("path indices must be increasing operator indices")
-    consumers = sg.consumers()
-    outputs = {id(t) for t in sg.outputs}
     steps: list[Step] = []
+    produced: dict[int, int] = {}  # id of a chain op's output -> its step
     prev: Optional[Tensor] = None
     for k, i in enumerate(path):
-        op = sg.operators[i]
-        r = rule(op.type)
-        if r is None or r.spatial not in _AXIS_GEOMETRY:
-            raise FfmtUnsupported(f"{op.type} cannot be tiled spatially")
-        if len(op.outputs) != 1:
-            raise FfmtUnsupported(f"{op.type}: more than one output")
-        data = _path_input(op, prev)
-        out = op.outputs[0]
-        if r.spatial in ("window", "pad") and op.inputs[0] is not data:
-            raise FfmtUnsupported(f"{op.type}: the chain does not enter through input 0")
-        if prev is not None and all(t is not prev for t in op.inputs):
-            raise FfmtUnsupported(f"op {i} does not consume the output of op {path[k - 1]}")
-        if len(data.shape) != 4 or len(out.shape) != 4 or data.shape[0] != out.shape[0]:
-            raise FfmtUnsupported(f"{op.type}: not a 4-D NHWC op")
-        if r.spatial == "pointwise" and data.shape[:3] != out.shape[:3]:
-            raise FfmtUnsupported(f"{op.type}: the chain operand is broadcast")
-        if r.spatial == "pad" and not (data.quantization is None and out.quantization is None) \
-                and not (data.quantization is not None and data.quantization.same_as(out.quantization)):
-            raise FfmtUnsupported(f"{op.type}: requantising pad")
-        if k < len(path) - 1:
-            if id(out) in outputs or [c for c in consumers.get(out, [])] != [sg.operators[path[k + 1]]]:
-                raise FfmtUnsupported(f"{out.name} is used outside the chain")
-        geo = _AXIS_GEOMETRY[r.spatial]
-        same = r.spatial == "window" and op.opt("Padding", PADDING_SAME) == PADDING_SAME
-        steps.append(Step(i, r.spatial, r.spatial_border, geo(op, H_AXIS), geo(op, W_AXIS), same))
-        prev = out
+        steps.append(_analyse_op(sg, i, prev, produced))
+        prev = sg.operators[i].outputs[0]
+        produced[id(prev)] = k
+    _check_consumers(sg, path, steps, open_end)
     return steps
+
+
+def _analyse_op(sg: Subgraph, i: int, prev: Optional[Tensor], produced: dict[int, int]) -> Step:
+    """One op of a chain entered through ``prev`` (None: the chain starts here)."""
+    op = sg.operators[i]
+    r = rule(op.type)
+    if r is None or r.spatial not in _AXIS_GEOMETRY:
+        raise FfmtUnsupported(f"{op.type} cannot be tiled spatially")
+    if len(op.outputs) != 1:
+        raise FfmtUnsupported(f"{op.type}: more than one output")
+    data = _path_input(op, prev)
+    out = op.outputs[0]
+    if r.spatial in ("window", "pad") and op.inputs[0] is not data:
+        raise FfmtUnsupported(f"{op.type}: the chain does not enter through input 0")
+    if prev is not None and all(t is not prev for t in op.inputs):
+        raise FfmtUnsupported(f"op {i} does not consume the output of the previous op of the chain")
+    if len(data.shape) != 4 or len(out.shape) != 4 or data.shape[0] != out.shape[0]:
+        raise FfmtUnsupported(f"{op.type}: not a 4-D NHWC op")
+    if r.spatial == "pointwise" and data.shape[:3] != out.shape[:3]:
+        raise FfmtUnsupported(f"{op.type}: the chain operand is broadcast")
+    if r.spatial == "pad" and not (data.quantization is None and out.quantization is None) \
+            and not (data.quantization is not None and data.quantization.same_as(out.quantization)):
+        raise FfmtUnsupported(f"{op.type}: requantising pad")
+    skips: list[tuple[int, int]] = []
+    for pos, t in enumerate(op.inputs):
+        if t is None or t is data or id(t) not in produced:
+            continue
+        if r.spatial != "pointwise" or len(t.shape) != 4 or t.shape[:3] != out.shape[:3]:
+            raise FfmtUnsupported(f"{op.type}: reads the chain's {t.name} other than as a same-sized skip operand")
+        skips.append((pos, produced[id(t)]))
+    geo = _AXIS_GEOMETRY[r.spatial]
+    same = r.spatial == "window" and op.opt("Padding", PADDING_SAME) == PADDING_SAME
+    return Step(i, r.spatial, r.spatial_border, geo(op, H_AXIS), geo(op, W_AXIS), same, tuple(skips))
+
+
+def _check_consumers(sg: Subgraph, path: list[int], steps: list[Step], open_end: bool) -> None:
+    """Every intermediate output feeds the next op and, as a skip operand, later ops of the chain only."""
+    consumers = sg.consumers()
+    outputs = {id(t) for t in sg.outputs}
+    where = {id(op): n for n, op in enumerate(sg.operators)}
+    step_of = {i: k for k, i in enumerate(path)}
+    skip_reads = {(j, k) for k, st in enumerate(steps) for _, j in st.skips}
+    for k, i in enumerate(path[:-1]):
+        out = sg.operators[i].outputs[0]
+        if id(out) in outputs:
+            raise FfmtUnsupported(f"{out.name} is a graph output")
+        for c in consumers.get(out, []):
+            n = where[id(c)]
+            kc = step_of.get(n)
+            if kc == k + 1 or (kc is not None and (k, kc) in skip_reads) or (open_end and n > path[-1]):
+                continue
+            raise FfmtUnsupported(f"{out.name} is used outside the chain")
 
 
 def plan_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> FfmtPlan:
@@ -316,26 +358,43 @@ def _plan(sg: Subgraph, steps: list[Step], tiles: Tiles) -> FfmtPlan:
     if th < 1 or tw < 1 or th * tw < 2:
         raise FfmtUnsupported(f"tiles {tiles}: need at least two tiles")
     last = sg.operators[steps[-1].index].outputs[0]
-    tile_steps: list[list[TileStep]] = []
-    for sh in axis_spans(last.shape[H_AXIS], tiles[0]):
-        for sw in axis_spans(last.shape[W_AXIS], tiles[1]):
-            per_op: list[TileStep] = []
-            oh, ow = sh, sw
-            for st in reversed(steps):
-                ih, pt, pb = st.h.input_span(oh)
-                iw, pl, pr = st.w.input_span(ow)
-                if ih.size <= 0 or iw.size <= 0:
-                    raise FfmtUnsupported("a tile reads no input")
-                pads = (pt, pb, pl, pr)
-                same = st.kind == "window" and st.same and any(pads) \
-                    and st.h.same_matches(oh.size, ih.size, pt) and st.w.same_matches(ow.size, iw.size, pl)
-                if any(pads) and not same and st.kind == "window" and st.border == "refuse":
-                    op = sg.operators[st.index]
-                    raise FfmtUnsupported(f"{op.type}: a tile needs explicit padding, which would change it")
-                per_op.append(TileStep(oh, ow, ih, iw, pads, same))
-                oh, ow = ih, iw
-            tile_steps.append(per_op[::-1])
+    tile_steps = [_plan_tile(sg, steps, sh, sw) for sh in axis_spans(last.shape[H_AXIS], tiles[0])
+                  for sw in axis_spans(last.shape[W_AXIS], tiles[1])]
     return FfmtPlan([st.index for st in steps], tiles, steps, tile_steps)
+
+
+def _hull(a: Optional[tuple[Span, Span]], b: tuple[Span, Span]) -> tuple[Span, Span]:
+    if a is None:
+        return b
+    return Span(min(a[0].lo, b[0].lo), max(a[0].hi, b[0].hi)), Span(min(a[1].lo, b[1].lo), max(a[1].hi, b[1].hi))
+
+
+def _plan_tile(sg: Subgraph, steps: list[Step], sh: Span, sw: Span) -> list[TileStep]:
+    """One output tile's regions, backwards: each op computes the hull of what its consumers
+    in the chain read (the next op's input region, and the output region of any later op that
+    takes it as a skip operand); a consumer reading less gets a SLICE of that tile."""
+    need: list[Optional[tuple[Span, Span]]] = [None] * len(steps)
+    need[-1] = (sh, sw)
+    per_op: list[TileStep] = []
+    for k in range(len(steps) - 1, -1, -1):
+        st = steps[k]
+        oh, ow = need[k]  # type: ignore[misc]
+        ih, pt, pb = st.h.input_span(oh)
+        iw, pl, pr = st.w.input_span(ow)
+        if ih.size <= 0 or iw.size <= 0:
+            raise FfmtUnsupported("a tile reads no input")
+        pads = (pt, pb, pl, pr)
+        same = st.kind == "window" and st.same and any(pads) \
+            and st.h.same_matches(oh.size, ih.size, pt) and st.w.same_matches(ow.size, iw.size, pl)
+        if any(pads) and not same and st.kind == "window" and st.border == "refuse":
+            op = sg.operators[st.index]
+            raise FfmtUnsupported(f"{op.type}: a tile needs explicit padding, which would change it")
+        per_op.append(TileStep(oh, ow, ih, iw, pads, same))
+        if k > 0:
+            need[k - 1] = _hull(need[k - 1], (ih, iw))
+        for _, j in st.skips:
+            need[j] = _hull(need[j], (oh, ow))
+    return per_op[::-1]
 
 
 # --------------------------------------------------------------------------------------
@@ -351,15 +410,17 @@ def _region_shape(n: int, h: Span, w: Span, c: int) -> list[int]:
     return [n, h.size, w.size, c]
 
 
-def _other_inputs_sliced(op: Operator, data: Tensor, out: Tensor) -> list[int]:
-    """Positions of a pointwise op's non-chain operands that must be sliced per tile.
+def _other_inputs_sliced(op: Operator, data: Tensor, out: Tensor, skips: Sequence[tuple[int, int]] = ()) -> list[int]:
+    """Positions of a pointwise op's non-chain operands that must be sliced per tile
+    (``skips``: the operands read from an earlier op's tile instead, see ``Step.skips``).
 
     An operand either has the output's full height and width (sliced with the tile, 4-D
     only) or is broadcast over both (height and width 1: passed as is); anything else is
     refused."""
     res = []
+    from_tiles = {pos for pos, _ in skips}
     for pos, t in enumerate(op.inputs):
-        if t is None or t is data:
+        if t is None or t is data or pos in from_tiles:
             continue
         if len(t.shape) > 4:
             raise FfmtUnsupported(f"{op.type}: operand {t.name} has rank > 4")
@@ -387,15 +448,20 @@ def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
             data = _path_input(op, prev)
             out = op.outputs[0]
             n = out.shape[0]
-            if k == 0 and (ts.in_h.size, ts.in_w.size) != tuple(data.shape[1:3]):
+            whole = tuple(data.shape[1:3]) if k == 0 else (per_op[k - 1].out_h.size, per_op[k - 1].out_w.size)
+            if (ts.in_h.size, ts.in_w.size) != whole:  # the full map (first op) or the producer's tile
                 shape = _region_shape(n, ts.in_h, ts.in_w, data.shape[3])
                 res.append((SLICE_OP, _macs_of(SLICE_OP, shape, data.dtype)))
             if st.kind == "pointwise":
-                for pos in _other_inputs_sliced(op, data, out):
+                for pos in _other_inputs_sliced(op, data, out, st.skips):
                     t = op.inputs[pos]
                     if t.is_activation and (ts.out_h.size, ts.out_w.size) != tuple(t.shape[1:3]):
                         shape = _region_shape(n, ts.out_h, ts.out_w, t.shape[3])
                         res.append((SLICE_OP, _macs_of(SLICE_OP, shape, t.dtype)))
+                for pos, j in st.skips:
+                    if (ts.out_h.size, ts.out_w.size) != (per_op[j].out_h.size, per_op[j].out_w.size):
+                        shape = _region_shape(n, ts.out_h, ts.out_w, op.inputs[pos].shape[3])
+                        res.append((SLICE_OP, _macs_of(SLICE_OP, shape, op.inputs[pos].dtype)))
             if st.kind == "window" and any(ts.pads) and not ts.same:
                 padded = _region_shape(n, Span(0, ts.in_h.size + ts.pads[0] + ts.pads[1]),
                                        Span(0, ts.in_w.size + ts.pads[2] + ts.pads[3]), data.shape[3])
@@ -442,7 +508,9 @@ class FfmtCandidate:
 
 
 def ffmt_chains(model: Model) -> list[list[int]]:
-    """Maximal chains of spatially tileable ops (each intermediate output feeds only the next op)."""
+    """Maximal chains of spatially tileable ops, each op followed by the first consumer of its
+    output; other consumers must join the chain later as skip operands of pointwise ops (a
+    residual block), so only the sub-chains :func:`analyse_chain` accepts are tileable."""
     sg = model.main
     chains: list[list[int]] = []
     used: set[int] = set()
@@ -459,25 +527,25 @@ def ffmt_chains(model: Model) -> list[list[int]]:
             continue
         while True:
             out = sg.operators[chain[-1]].outputs[0]
-            cons = consumers.get(out, [])
-            if id(out) in outputs or len(cons) != 1:
+            cons = sorted(pos[id(c)] for c in consumers.get(out, []))
+            if id(out) in outputs or not cons:
                 break
-            nxt = pos[id(cons[0])]
             try:
-                analyse_chain(sg, chain + [nxt])
+                analyse_chain(sg, chain + [cons[0]], open_end=True)
             except FfmtUnsupported:
                 break
-            chain.append(nxt)
+            chain.append(cons[0])
         used.update(chain)
         chains.append(chain)
     return chains
 
 
 def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_OPTIONS,
-                    max_len: int = 8, ramps: bool = False,
+                    max_len: int = DEFAULT_MAX_LEN, ramps: bool = False,
                     touching: Optional[set[int]] = None) -> list[FfmtCandidate]:
     """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops) x tiling
-    that can be expressed exactly, with its MAC cost.  ``ramps``: also the ramped variant of
+    that can be expressed exactly, with its MAC cost.  ``max_len``: chains through residual
+    blocks are long (MobileNetV2's stem to its 28x28 stage is 15 ops).  ``ramps``: also the ramped variant of
     each count-only tiling (:func:`tiling_variants`); the search uses them when it ranks
     FFMT candidates on a scheduled order (the head objective).  ``touching``: only sub-chains
     containing one of these op indices (the search's seeds).  Deterministic order."""
@@ -604,6 +672,76 @@ def _tile_op(em: _Emitter, op: Operator, inputs: list[Optional[Tensor]], out: Te
     return o
 
 
+def _local(span: Span, within: Span) -> Span:
+    """``span`` in the coordinates of a tile that covers ``within``."""
+    return Span(span.lo - within.lo, span.hi - within.lo)
+
+
+def _emit_tile(em: _Emitter, steps: list[Step], per_op: list[TileStep], path_ops: list[Operator],
+               tag: str) -> Tensor:
+    """The ops of one tile in chain order; returns its part of the chain's last output.
+
+    The first op reads a SLICE of the full input map; every later op reads its producer's
+    tile, sliced where that tile is larger than what it needs (``_plan_tile``)."""
+    made: list[Tensor] = []  # per step: its tile tensor, region per_op[k].out_h x per_op[k].out_w
+    prev_orig: Optional[Tensor] = None
+    for k, (st, ts, op) in enumerate(zip(steps, per_op, path_ops)):
+        data = _path_input(op, prev_orig)
+        out = op.outputs[0]
+        if k == 0:
+            cur = em.slice(data, ts.in_h, ts.in_w, f"{data.name}/{tag}")
+        else:
+            src = per_op[k - 1]
+            cur = em.slice(made[-1], _local(ts.in_h, src.out_h), _local(ts.in_w, src.out_w), f"{data.name}/{tag}_in")
+        shape = _region_shape(out.shape[0], ts.out_h, ts.out_w, out.shape[3])
+        if st.kind == "window":
+            explicit = any(ts.pads) and not ts.same
+            x = em.pad(cur, ts.pads, st.border, f"{out.name}/{tag}_pad") if explicit else cur
+            y = em.like(out, f"{out.name}/{tag}", shape)
+            _tile_op(em, op, [x, *op.inputs[1:]], y, valid=not ts.same)
+        elif st.kind == "pad":
+            if any(ts.pads):
+                y = em.like(out, f"{out.name}/{tag}", shape)
+                paddings = em.int32("ffmt_paddings", [[0, 0], [ts.pads[0], ts.pads[1]],
+                                                      [ts.pads[2], ts.pads[3]], [0, 0]])
+                _tile_op(em, op, [cur, paddings, *op.inputs[2:]], y, valid=False)
+            else:  # this tile lies inside the padded image: the pad is a no-op
+                y = cur
+        else:
+            y = _emit_pointwise(em, st, ts, op, data, cur, made, per_op, tag)
+        made.append(y)
+        prev_orig = out
+    return made[-1]
+
+
+def _emit_pointwise(em: _Emitter, st: Step, ts: TileStep, op: Operator, data: Tensor, cur: Tensor,
+                    made: list[Tensor], per_op: list[TileStep], tag: str) -> Tensor:
+    """A pointwise op of one tile: the chain operand is ``cur``, a skip operand is read from
+    the tile of the step that made it, other full-size operands are sliced to the tile."""
+    out = op.outputs[0]
+    sliced = set(_other_inputs_sliced(op, data, out, st.skips))
+    skips = dict(st.skips)
+    ins: list[Optional[Tensor]] = []
+    for pos, t in enumerate(op.inputs):
+        if t is data:
+            ins.append(cur)
+        elif pos in skips:
+            src = per_op[skips[pos]]
+            ins.append(em.slice(made[skips[pos]], _local(ts.out_h, src.out_h), _local(ts.out_w, src.out_w),
+                                f"{t.name}/{tag}_skip"))
+        elif pos in sliced and t.is_activation:
+            ins.append(em.slice(t, ts.out_h, ts.out_w, f"{t.name}/{tag}"))
+        elif pos in sliced:
+            arr = t.numpy()[:, ts.out_h.lo:ts.out_h.hi, ts.out_w.lo:ts.out_w.hi, :]
+            ins.append(em.b.const(f"{t.name}/{tag}", arr,
+                                  None if t.quantization is None else t.quantization.copy(), t.dtype))
+        else:
+            ins.append(t)
+    y = em.like(out, f"{out.name}/{tag}", _region_shape(out.shape[0], ts.out_h, ts.out_w, out.shape[3]))
+    _tile_op(em, op, ins, y, valid=False)
+    return y
+
+
 def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> Model:
     """A copy of ``model`` with the chain ``path_op_indices`` computed in ``tiles = (H split, W split)``
     tiles, each a tile count (near-equal tiles) or the tile sizes along that axis of the chain's
@@ -614,48 +752,8 @@ def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> Mo
     path_ops = [sg.operators[i] for i in plan.path]
     em = _Emitter(m)
     th, tw = tile_counts(plan.tiles)
-    tile_outs: list[Tensor] = []
-    for t_idx, per_op in enumerate(plan.tile_steps):
-        tag = f"ffmt_t{t_idx // tw}_{t_idx % tw}"
-        cur: Optional[Tensor] = None
-        prev_orig: Optional[Tensor] = None
-        for st, ts, op in zip(plan.steps, per_op, path_ops):
-            data = _path_input(op, prev_orig)
-            out = op.outputs[0]
-            if cur is None:
-                cur = em.slice(data, ts.in_h, ts.in_w, f"{data.name}/{tag}")
-            shape = _region_shape(out.shape[0], ts.out_h, ts.out_w, out.shape[3])
-            if st.kind == "window":
-                explicit = any(ts.pads) and not ts.same
-                x = em.pad(cur, ts.pads, st.border, f"{out.name}/{tag}_pad") if explicit else cur
-                y = em.like(out, f"{out.name}/{tag}", shape)
-                _tile_op(em, op, [x, *op.inputs[1:]], y, valid=not ts.same)
-            elif st.kind == "pad":
-                if any(ts.pads):
-                    y = em.like(out, f"{out.name}/{tag}", shape)
-                    paddings = em.int32("ffmt_paddings", [[0, 0], [ts.pads[0], ts.pads[1]],
-                                                          [ts.pads[2], ts.pads[3]], [0, 0]])
-                    _tile_op(em, op, [cur, paddings, *op.inputs[2:]], y, valid=False)
-                else:  # this tile lies inside the padded image: the pad is a no-op
-                    y = cur
-            else:
-                sliced = set(_other_inputs_sliced(op, data, out))
-                ins: list[Optional[Tensor]] = []
-                for pos, t in enumerate(op.inputs):
-                    if t is data:
-                        ins.append(cur)
-                    elif pos in sliced and t.is_activation:
-                        ins.append(em.slice(t, ts.out_h, ts.out_w, f"{t.name}/{tag}"))
-                    elif pos in sliced:
-                        arr = t.numpy()[:, ts.out_h.lo:ts.out_h.hi, ts.out_w.lo:ts.out_w.hi, :]
-                        ins.append(em.b.const(f"{t.name}/{tag}", arr,
-                                              None if t.quantization is None else t.quantization.copy(), t.dtype))
-                    else:
-                        ins.append(t)
-                y = em.like(out, f"{out.name}/{tag}", shape)
-                _tile_op(em, op, ins, y, valid=False)
-            cur, prev_orig = y, out
-        tile_outs.append(cur)
+    tile_outs = [_emit_tile(em, plan.steps, per_op, path_ops, f"ffmt_t{t_idx // tw}_{t_idx % tw}")
+                 for t_idx, per_op in enumerate(plan.tile_steps)]
     final = path_ops[-1].outputs[0]
     rows: list[Tensor] = []
     for i in range(th):
