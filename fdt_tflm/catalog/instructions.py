@@ -1,0 +1,147 @@
+"""Predicted instructions of one TFLM invoke (host interpreter, reference kernels), per operator.
+
+MACs understate run time: slices, pads and concatenations cost instructions but no MACs,
+and a kernel run on a small tile pays its per-invoke, per-row and per-pixel costs more
+often per MAC.  Each op type's cost is a linear model over a few counts of the op (the
+``FEATURES``); the coefficients are fitted by least squares to instruction counts measured
+with callgrind inside ``MicroInterpreter::Invoke`` (``benchmarks/callgrind.py --fit`` prints
+the table below; ``tests/data/callgrind_measurements.json`` holds the measurements).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from ..ir.graph import Model, Operator
+
+# What a kernel's loops run over (see ``op_features``).
+FEATURES: tuple[str, ...] = ("invoke", "macs", "taps", "outputs", "pixels", "rows", "inputs", "runs")
+WINDOW_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
+_PADDING_SAME = 0  # tflite Padding enum
+
+
+@dataclass(frozen=True)
+class InstructionCost:
+    """Instructions of one invoke of an op type, as coefficients of its counts (``FEATURES``)."""
+
+    invoke: float = 0.0  # fixed cost: dispatch, tensor look-ups, parameter set-up
+    macs: float = 0.0  # per multiply-accumulate the kernel runs (taps inside the input only)
+    taps: float = 0.0  # per filter tap visited per output element (bounds check, in or out)
+    outputs: float = 0.0  # per output element (requantise, clamp, store)
+    pixels: float = 0.0  # per output pixel (N*H*W): the x loop of windowed kernels
+    rows: float = 0.0  # per output row (all dims but the last): small tiles pay it more often
+    inputs: float = 0.0  # per non-constant input element (reductions, copies that read all)
+    runs: float = 0.0  # per contiguous copy (concatenation: outer size x inputs)
+
+    def predict(self, counts: dict[str, float]) -> float:
+        """Instructions for the op whose counts are ``counts``."""
+        return sum(getattr(self, f.name) * counts.get(f.name, 0.0) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class OpCounts:
+    """The counts of one op the cost model multiplies (one per ``FEATURES`` name)."""
+
+    invoke: int
+    macs: int
+    taps: int
+    outputs: int
+    pixels: int
+    rows: int
+    inputs: int
+    runs: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+# Fitted by ``python benchmarks/callgrind.py --fit`` (tflite_micro 0.dev20261023182759, x86-64,
+# reference kernels); paste its output here.  Op types the measurements do not cover say so
+# in BORROWED below and use the listed op's coefficients.
+COSTS: dict[str, InstructionCost] = {
+    "_FALLBACK": InstructionCost(invoke=500.0, outputs=10.0, inputs=5.0),
+}
+# Op types without measurements: the op whose kernel loops are the closest match.
+BORROWED: dict[str, str] = {}
+
+
+def _axis_valid_taps(n_in: int, n_out: int, k: int, stride: int, dil: int, pad_before: int) -> int:
+    """Sum over output positions of the filter taps that fall inside the input along one axis."""
+    total = 0
+    for o in range(n_out):
+        origin = o * stride - pad_before
+        total += sum(1 for j in range(k) if 0 <= origin + j * dil < n_in)
+    return total
+
+
+def _window_geometry(op: Operator, axis: int) -> tuple[int, int]:
+    """(kernel size, valid taps summed over the output positions) along H (1) or W (2)."""
+    inp, out = op.inputs[0], op.outputs[0]
+    sfx = "Height" if axis == 1 else "Width"
+    k = op.opt("Filter" + sfx)
+    if k is None:
+        k = op.inputs[1].shape[axis]
+    s = "H" if axis == 1 else "W"
+    stride = int(op.opt("Stride" + s, 1) or 1)
+    dil = int(op.opt(f"Dilation{s}Factor", 1) or 1)
+    n_in, n_out = int(inp.shape[axis]), int(out.shape[axis])
+    pad = 0
+    if op.opt("Padding", _PADDING_SAME) == _PADDING_SAME:
+        pad = max((n_out - 1) * stride + (int(k) - 1) * dil + 1 - n_in, 0) // 2
+    return int(k), _axis_valid_taps(n_in, n_out, int(k), stride, dil, pad)
+
+
+def _elements(shape: Optional[list[int]]) -> int:
+    return math.prod(int(d) for d in shape) if shape else 1
+
+
+def op_counts(op: Operator) -> OpCounts:
+    """The counts of ``op`` the cost model uses (zero where the op is malformed)."""
+    out = op.outputs[0] if op.outputs else None
+    n_out = _elements(out.shape) if out is not None else 0
+    last = int(out.shape[-1]) if out is not None and out.shape else 1
+    rows = n_out // max(last, 1)
+    inputs = sum(_elements(t.shape) for t in op.inputs if t is not None and not t.is_constant)
+    from ..ir.macs import op_macs  # the MAC formulas ask the op catalog, which re-exports this module
+    macs, taps, pixels = op_macs(op), 0, 0
+    if op.type in WINDOW_OPS and out is not None and len(out.shape) == 4:
+        try:
+            (kh, vh), (kw, vw) = _window_geometry(op, 1), _window_geometry(op, 2)
+        except (TypeError, ValueError, IndexError, AttributeError):
+            kh = kw = vh = vw = 1
+        full = int(out.shape[1]) * kh * int(out.shape[2]) * kw
+        macs = macs * vh * vw // max(full, 1)
+        taps = n_out * kh * kw
+        pixels, rows = rows, int(out.shape[0]) * int(out.shape[1])
+    return OpCounts(invoke=1, macs=macs, taps=taps, outputs=n_out, pixels=pixels, rows=rows,
+                    inputs=inputs, runs=_copy_runs(op))
+
+
+def _copy_runs(op: Operator) -> int:
+    """Contiguous copies a concatenation makes: the outer size times the number of inputs."""
+    if op.type != "CONCATENATION" or not op.outputs or not op.outputs[0].shape:
+        return 0
+    shape = op.outputs[0].shape
+    axis = int(op.opt("Axis", 0) or 0) % len(shape)
+    return _elements(shape[:axis]) * len([t for t in op.inputs if t is not None])
+
+
+def cost_of(op_type: str) -> InstructionCost:
+    """The fitted cost of ``op_type``, a borrowed one, or the fallback."""
+    if op_type in COSTS:
+        return COSTS[op_type]
+    return COSTS.get(BORROWED.get(op_type, ""), COSTS["_FALLBACK"])
+
+
+def op_instructions(op: Operator) -> int:
+    """Predicted instructions of one invoke of ``op``."""
+    return max(0, round(cost_of(op.type).predict(op_counts(op).as_dict())))
+
+
+def predict_instructions(model: Model) -> int:
+    """Predicted instructions of one ``MicroInterpreter::Invoke`` of ``model``: every op of
+    every subgraph, each once (control-flow ops that run a subgraph several times are not
+    modelled), plus the interpreter's fixed cost."""
+    per_invoke = COSTS.get("_INTERPRETER", InstructionCost()).invoke
+    return round(per_invoke) + sum(op_instructions(op) for sg in model.subgraphs for op in sg.operators)
