@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
+from .effort import DEFAULT_LEVEL, effort as effort_budgets
 from .errors import FdtError, VerificationError
 from .io.atomic import atomic_write, write_all  # noqa: F401  (atomic_write re-exported for callers)
 from .ir.graph import Model
@@ -132,23 +133,25 @@ def _guard_line(r: Report) -> str:
 def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None, max_overhead: float = 0.0,
              verify: bool = True, allow_custom_ops: bool = False, time_limit: float = 5.0,
              search_budget: float = 45.0, samples: int = 5, progress: Union[Progress, bool, None] = None,
-             litert: bool = True, objective: str = "total") -> Result:
+             litert: bool = True, objective: str = "total", effort: int = DEFAULT_LEVEL) -> Result:
     """Optimise a TFLite model for TFLM.
 
     ``source``: a path, the model bytes or an IR Model.  ``passes``: any of tile, reorder,
     plan (default all; "none" re-serialises only).  ``max_overhead``: MAC budget in percent
     for spatial tiling (0 = no recomputation).  ``verify``: run both models in TFLM (and
-    LiteRT) and refuse a result whose outputs differ.  ``search_budget``: seconds for the
-    tiling search (at a budget above 0, shared by the zero-overhead and the recomputing
-    search).  ``objective``: what the tiling search minimises, "total" (TFLM head +
-    persistent tail) or "head" (the activation arena, with the total kept at or below what
-    reorder + plan alone give).  If the result's head or total would exceed the input's,
-    fewer passes are applied (``report.guard`` says which and why).
+    LiteRT) and refuse a result whose outputs differ.  ``effort``: 1..5 (default 2), how much
+    work the search, scheduler and planner may do, counted, never timed: the same input gives
+    the same bytes on any machine (ValueError outside 1..5).  ``time_limit`` and
+    ``search_budget`` (seconds) are deprecated and ignored.  ``objective``: what the tiling
+    search minimises, "total" (TFLM head + persistent tail) or "head" (the activation arena,
+    with the total kept at or below what reorder + plan alone give).  If the result's head or
+    total would exceed the input's, fewer passes are applied (``report.guard`` says which and why).
     """
+    effort_budgets(effort)  # a bad level fails here, before any work
     if progress is True or progress is None:
         progress = stderr_progress() if progress is None else (lambda m: print(m, file=sys.stderr))
     opts = Options(parse_passes(passes), max_overhead, verify, allow_custom_ops, time_limit, search_budget,
-                   samples, litert, objective, progress or None)
+                   samples, litert, objective, progress or None, effort=effort)
     out = run(source, opts)
     return Result(out.kept.candidate.model, out.kept.candidate.data, out.report, out.source.data,
                   out.kept.verified, out.source.path, out.source.model)

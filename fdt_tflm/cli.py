@@ -53,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--no-verify", action="store_true", help="skip the TFLM/LiteRT check (not recommended)")
     o.add_argument("--allow-custom-ops", action="store_true",
                    help="allow exact int8 partial sums through the bundled FDT_PARTIAL kernel")
-    o.add_argument("--time-limit", type=float, default=5.0, help="seconds for each ILP/scheduler solve")
+    o.add_argument("--effort", type=int, choices=range(1, 6), default=2, metavar="N",
+                   help="1..5: how much work the search, scheduler and planner may do, counted, never timed, "
+                        "so the output is the same on any machine (default 2; 4 does about twice the work)")
+    o.add_argument("--time-limit", type=float, default=5.0, help="deprecated, accepted and ignored (see --effort)")
     o.add_argument("--search-budget", type=float, default=45.0, metavar="S",
-                   help="seconds for the tiling search; the best result so far is kept (default 45)")
+                   help="deprecated, accepted and ignored (see --effort)")
     o.add_argument("--samples", type=int, default=5, help="random inputs used for verification")
     o.add_argument("--plot", metavar="PNG", help="memory over time before/after")
     _add_firmware_args(o)
@@ -90,7 +93,7 @@ def _optimize_for_firmware(model_path: str, args: argparse.Namespace):
     return optimize(model_path, passes=getattr(args, "passes", None), max_overhead=getattr(args, "max_overhead", 0.0),
                     verify=not getattr(args, "no_verify", False),
                     allow_custom_ops=getattr(args, "allow_custom_ops", False),
-                    objective=getattr(args, "objective", "total"))
+                    objective=getattr(args, "objective", "total"), effort=getattr(args, "effort", 2))
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -123,7 +126,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     _check_outputs([out, report_path, args.plot], args.model, args.plot)  # before the long run
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
                    allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
-                   objective=args.objective, search_budget=args.search_budget)
+                   objective=args.objective, search_budget=args.search_budget, effort=args.effort)
     if res.verified is False:
         raise VerificationError("refusing to write a model that failed verification")
     files, emitted = _staged_outputs(res, args, out, report_path)

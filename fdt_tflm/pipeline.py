@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .analysis import check_optimizable, predicted_head, summary
+from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
 from .errors import FdtError, VerificationError
 from .io import load_bytes, read_model, write_model
 from .ir.graph import Model
@@ -44,16 +45,22 @@ class Options:
     max_overhead: float = 0.0
     verify: bool = True
     allow_custom_ops: bool = False
-    time_limit: float = 5.0
+    time_limit: float = 5.0  # deprecated, ignored: ``effort`` bounds the memory passes
     search_budget: float = 45.0
     samples: int = 5
     litert: bool = True
     objective: str = "total"
     progress: Optional[Progress] = None
+    effort: int = DEFAULT_LEVEL  # 1..5: work budgets (counts, not seconds), see fdt_tflm.effort
 
     def say(self, msg: str) -> None:
         if self.progress:
             self.progress(msg)
+
+    @property
+    def budgets(self) -> Effort:
+        """The work budgets of ``effort`` (ValueError on a level outside 1..5)."""
+        return effort_budgets(self.effort)
 
 
 @dataclass(frozen=True)
@@ -242,12 +249,12 @@ def memory_passes(model: Model, passes: tuple[str, ...],
     """reorder and/or plan (both: the smaller head of the stored and the new order)."""
     from .memory import passes as mp
     if "reorder" in passes and "plan" in passes:
-        return mp.reorder_and_plan(model, time_limit=opts.time_limit)
+        return mp.reorder_and_plan(model, effort=opts.budgets)
     if "reorder" in passes:
-        model, schedule = mp.reorder(model, time_limit=opts.time_limit)
+        model, schedule = mp.reorder(model, effort=opts.budgets)
         return model, schedule, None
     if "plan" in passes:
-        model, plan = mp.plan(model, time_limit=opts.time_limit)
+        model, plan = mp.plan(model, effort=opts.budgets)
         return model, None, plan
     return model, None, None
 

@@ -1,14 +1,16 @@
 """Offset planning (heuristics + ILP) and the reorder/plan passes, proven against TFLM's measured head."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
+from fdt_tflm.effort import effort
 from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.qnet import QNet
-from fdt_tflm.memory import heuristics, ilp
+from fdt_tflm.memory import ilp
 from fdt_tflm.memory.heuristics import best_heuristic
 from fdt_tflm.memory.ilp import plan_offsets
 from fdt_tflm.memory.lifetimes import Interval, lifetimes, peak_live
@@ -107,7 +109,7 @@ def test_overlapping_plan_is_refused_by_the_writer():
 @pytest.mark.parametrize("seed", [0, 18, 22, 32])
 def test_plan_offsets_sound_and_bounded(seed):
     ivs = random_intervals(seed)
-    res = plan_offsets(ivs, time_limit=5)
+    res = plan_offsets(ivs)
     assert len(res.offsets) == len(ivs)
     assert all(o % 16 == 0 and o >= 0 for o in res.offsets)
     assert find_overlap(list(zip(ivs, res.offsets))) is None
@@ -118,14 +120,15 @@ def test_plan_offsets_sound_and_bounded(seed):
         assert res.gap == 0.0
 
 
-def test_ilp_improves_on_heuristics_and_proves_optimum(monkeypatch):
+NO_LOCAL_SEARCH = dataclasses.replace(effort(), plan_moves=0)
+
+
+def test_ilp_improves_on_heuristics_and_proves_optimum():
     """Seed 18: no one-pass heuristic reaches the live bound; the ILP does and says so."""
-    monkeypatch.setattr(heuristics, "SEARCH_ITERATIONS", 0)
-    monkeypatch.setattr(heuristics, "SEARCH_WORK", 0)
     ivs = random_intervals(18)
-    heur = best_heuristic(ivs)
+    heur = best_heuristic(ivs, moves=0)
     assert heur.arena > peak_live(ivs)
-    res = plan_offsets(ivs, time_limit=10)
+    res = plan_offsets(ivs, effort=NO_LOCAL_SEARCH)
     assert res.method.startswith("ilp-cbc")
     assert res.optimal and res.arena == peak_live(ivs) < heur.arena
 
@@ -133,11 +136,34 @@ def test_ilp_improves_on_heuristics_and_proves_optimum(monkeypatch):
 def test_ilp_is_never_worse_than_the_heuristic(monkeypatch):
     """Even if the solver fails, the heuristic plan comes back (sound, not optimal)."""
     monkeypatch.setattr(ilp, "_solve_ilp", lambda *a, **k: None)
-    monkeypatch.setattr(heuristics, "SEARCH_ITERATIONS", 0)
-    monkeypatch.setattr(heuristics, "SEARCH_WORK", 0)
     ivs = random_intervals(18)
-    res = plan_offsets(ivs)
-    assert res.arena == best_heuristic(ivs).arena and not res.optimal and res.gap > 0
+    res = plan_offsets(ivs, effort=NO_LOCAL_SEARCH)
+    assert res.arena == best_heuristic(ivs, moves=0).arena and not res.optimal and res.gap > 0
+
+
+def test_ilp_stops_on_its_node_budget_with_one_thread(monkeypatch):
+    """The solver gets the effort's node limit and one thread (deterministic); the wall-clock
+    limit is only the far-off watchdog.  Level 4 doubles the nodes."""
+    import pulp
+    seen: list[dict] = []
+    real = pulp.PULP_CBC_CMD
+
+    def spy(*args, **kw):
+        seen.append(kw)
+        return real(*args, **kw)
+    monkeypatch.setattr(pulp, "PULP_CBC_CMD", spy)
+    ivs = random_intervals(18)
+    for level in (2, 4):
+        plan_offsets(ivs, effort=dataclasses.replace(effort(level), plan_moves=0))
+    assert [(kw["maxNodes"], kw["threads"], kw["timeLimit"]) for kw in seen] == \
+        [(1000, 1, ilp.WATCHDOG_SECONDS), (2000, 1, ilp.WATCHDOG_SECONDS)]
+
+
+def test_time_limit_is_deprecated_and_changes_nothing():
+    ivs = random_intervals(18)
+    with pytest.warns(DeprecationWarning, match="time_limit is ignored"):
+        timed = plan_offsets(ivs, time_limit=0.001)
+    assert timed.offsets == plan_offsets(ivs).offsets and timed.arena == peak_live(ivs)
 
 
 def test_shareable_pairs_may_sit_on_top_of_each_other():
@@ -165,7 +191,7 @@ def test_bad_arguments_are_fdt_errors():
     with pytest.raises(FdtError):
         plan_offsets([Interval(None, 16, 0, 0, 0)], shareable=[(0, 5)])
     with pytest.raises(FdtError):
-        ilp._solver(__import__("pulp"), "gurobi-please", 1.0)
+        ilp._solver(__import__("pulp"), "gurobi-please", 100)
 
 
 def test_scratch_gap_is_reserved_and_tflm_agrees():

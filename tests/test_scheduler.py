@@ -1,10 +1,12 @@
 """The operator scheduler: exact peak-minimising orders, checked by brute force and by TFLM itself."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from fdt_tflm.effort import effort
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.graph import Subgraph
 from fdt_tflm.ir.qnet import QNet
@@ -127,6 +129,21 @@ def test_beam_fallback_is_valid_and_no_worse(monkeypatch):
         seen.add(id(op))
 
 
+def test_state_budget_bounds_the_search():
+    """One state of budget: the quick beam still runs, then every DP layer keeps one state (a
+    greedy finish).  The order stays valid and no worse than the stored one, but no longer
+    claims optimality (only the brute force, or the full budget, can tell it is)."""
+    sg = branchy(width=3, pool=False).main
+    best = min(peak_live(lifetimes(sg, o)) for o in topo_orders(sg))
+    stored = peak_live(lifetimes(sg))
+    full = best_order(sg)
+    starved = best_order(sg, effort=dataclasses.replace(effort(), schedule_states=1))
+    assert full.optimal and full.peak == best < stored
+    assert not starved.optimal and best <= starved.peak <= stored
+    assert sorted(map(id, starved.order)) == sorted(map(id, sg.operators))
+    assert best_order(sg, effort=effort(1)).peak == best
+
+
 def test_scratch_counts_at_its_op():
     q = QNet(2)
     x = q.input([1, 16, 16, 8])
@@ -194,7 +211,7 @@ def test_beams_that_prefer_freed_memory_schedule_tile_graphs(monkeypatch):
     quick = scheduler.quick_order(sg, scr)
     assert quick == scheduler.quick_order(sg, scr)
     assert sorted(map(id, quick)) == sorted(map(id, sg.operators))
-    s = best_order(sg, 20.0, scr)
+    s = best_order(sg, scratch=scr)
     done: set[int] = set()
     produced = {id(t) for op in sg.operators for t in op.outputs}
     for op in s.order:  # every input is produced before it is read
@@ -203,7 +220,7 @@ def test_beams_that_prefer_freed_memory_schedule_tile_graphs(monkeypatch):
     with monkeypatch.context() as mp:
         mp.setattr(scheduler, "BEAM_SLACK_OUTPUTS", (0.0,))
         quick0 = scheduler._peak_of(sg, scheduler.quick_order(sg, scr), scr)
-        full0 = best_order(sg, 20.0, scr).peak
+        full0 = best_order(sg, scratch=scr).peak
     quick_peak = scheduler._peak_of(sg, quick, scr)
     assert bound <= quick_peak < quick0 <= stored, (quick_peak, quick0, stored)  # 41,888 < 42,736 <= 43,792
     assert bound <= s.peak < full0 and s.peak <= quick_peak, (s.peak, full0)  # 40,960 < 41,744

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import random
-import time
 from typing import Callable, Iterable, Optional, Sequence
 
+from ..effort import PLAN_MOVES
 from .greedy import arena_extent, greedy_offsets
 from .lifetimes import Interval
 
@@ -24,10 +24,10 @@ class HeuristicPlan:
     method: str
 
 
-# Swaps tried by the local search: a work budget (each try re-places all n buffers, ~n^2 steps), so
-# the result does not depend on machine speed; the time cap only guards pathological sizes.
-SEARCH_ITERATIONS = 2000
-SEARCH_WORK = 30_000_000
+# The local search's moves are counted, never timed, so the result does not depend on machine
+# speed.  Each move re-places all n buffers (n + overlapping pairs steps); on large graphs the
+# moves are also capped at WORK_PER_MOVE steps each on average (2,000 moves: 10M steps, ~4 CPU s).
+WORK_PER_MOVE = 5_000
 
 
 def share_set(shareable: Iterable[tuple[int, int]]) -> frozenset:
@@ -128,9 +128,10 @@ def _breadth_order(intervals: Sequence[Interval]) -> list[int]:
 
 
 def best_heuristic(intervals: Sequence[Interval], shareable: frozenset = frozenset(),
-                   stop_at: int = 0, search_seconds: float = 5.0) -> HeuristicPlan:
+                   stop_at: int = 0, moves: int = PLAN_MOVES) -> HeuristicPlan:
     """Run every heuristic and keep the smallest arena (the first one wins ties), then try to improve
-    the best placement order by a seeded local search (swap two buffers, keep if not worse).
+    the best placement order by a seeded local search of at most ``moves`` moves (swap two
+    buffers, keep if not worse).
 
     ``stop_at``: return as soon as a plan reaches this arena (the lower bound)."""
     best = None
@@ -156,30 +157,27 @@ def best_heuristic(intervals: Sequence[Interval], shareable: frozenset = frozens
     assert best is not None
     if best_order is None:  # TFLM's greedy won: search from its visiting order (largest first)
         best_order = orders["size"]
-    return _local_search(intervals, shareable, best, best_order, best_fit, stop_at, search_seconds, overlaps)
+    return _local_search(intervals, shareable, best, best_order, best_fit, stop_at, moves, overlaps)
 
 
 def _local_search(intervals: Sequence[Interval], shareable: frozenset, best: HeuristicPlan, order: list[int],
-                  best_fit: bool, stop_at: int, seconds: float,
+                  best_fit: bool, stop_at: int, moves: int,
                   overlaps: Optional[list[list[int]]] = None) -> HeuristicPlan:
-    """Seeded search on the placement order (deterministic up to the time cap), keeping any
-    order that is not worse.  Moves alternate: a buffer that reaches the arena's top moves to
+    """Seeded search on the placement order (deterministic: a count of moves, no clock), keeping
+    any order that is not worse.  Moves alternate: a buffer that reaches the arena's top moves to
     an earlier place (it gets placed while more room is left: the move that lowers the top),
     or two random buffers swap (to leave plateaus)."""
     n = len(order)
-    if n < 2 or seconds <= 0:
+    if n < 2 or moves <= 0:
         return best
     rng = random.Random(0)
-    deadline = time.perf_counter() + seconds
     if overlaps is None:
         overlaps = overlap_lists(intervals)
     work = n + sum(len(o) for o in overlaps)  # one placement's steps
     cur = list(order)
     cur_offs = place(intervals, cur, best_fit, shareable, overlaps)
     cur_arena = arena_extent(intervals, cur_offs)
-    for it in range(min(SEARCH_ITERATIONS, max(50, SEARCH_WORK // work))):
-        if it % 16 == 0 and time.perf_counter() > deadline:
-            break
+    for it in range(min(moves, max(50, moves * WORK_PER_MOVE // work))):
         cand = list(cur)
         if it % 2 == 0:
             top = [k for k, b in enumerate(cur) if cur_offs[b] + intervals[b].size == cur_arena and k > 0]

@@ -5,7 +5,8 @@ two buffers alive at the same time must not share a byte, minimise the arena.  T
 peak of live bytes is a lower bound; most TinyML graphs reach it with a heuristic, and
 then no solver runs at all.  Otherwise the ILP (offsets in 16-byte units, one binary
 order variable per pair of buffers that overlap in time, big-M = the heuristic arena)
-either proves the heuristic optimal, improves it, or runs out of time; it never
+either proves the heuristic optimal, improves it, or runs out of its node budget
+(``Effort.ilp_nodes``, one solver thread: the same plan on any machine); it never
 returns something worse than the heuristic.  Every result is re-checked with an
 independent overlap sweep before it is returned, because TFLM trusts offline plans.
 """
@@ -17,14 +18,18 @@ import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
+from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
 from ..errors import FdtError
 from .heuristics import HeuristicPlan, best_heuristic, share_set
 from .lifetimes import ARENA_ALIGNMENT, Interval, peak_live
 from .offline_plan import PlanError, find_overlap
 
 UNIT = ARENA_ALIGNMENT
-# CBC explores at most this many nodes, so a run is reproducible when the time limit is not hit.
-MAX_NODES = 20_000
+# A watchdog only, never meant to fire: the node budget ends every solve long before (CBC proves
+# a 40-buffer, 150-pair plan optimal in 460 nodes, 2.3 CPU s; 2,000 nodes of an 87-buffer,
+# 303-pair plan from the VWW search take 8 CPU s).  If it ever fired, the solver's best plan so
+# far would depend on the machine's speed.
+WATCHDOG_SECONDS = 600
 
 
 @dataclass
@@ -40,12 +45,14 @@ class OffsetPlan:
     seconds: float
 
 
-def plan_offsets(intervals: Sequence[Interval], time_limit: float = 5.0, solver: str = "cbc",
-                 shareable: Iterable[tuple[int, int]] = ()) -> OffsetPlan:
-    """The smallest arena we can find for ``intervals`` within ``time_limit`` seconds.
+def plan_offsets(intervals: Sequence[Interval], time_limit: Optional[float] = None, solver: str = "cbc",
+                 shareable: Iterable[tuple[int, int]] = (), *, effort: Effort = DEFAULT_EFFORT) -> OffsetPlan:
+    """The smallest arena we can find for ``intervals`` within ``effort`` (local-search moves,
+    then ILP nodes); the same plan on any machine.  ``time_limit``: deprecated and ignored.
 
     ``shareable``: pairs of interval indices allowed to sit at exactly the same offset
     (in-place operands); they may still be placed apart."""
+    ignore_time_limit(time_limit, "plan_offsets")
     t0 = time.perf_counter()
     ivs = list(intervals)
     for iv in ivs:
@@ -56,12 +63,11 @@ def plan_offsets(intervals: Sequence[Interval], time_limit: float = 5.0, solver:
         if b >= len(ivs):
             raise FdtError(f"shareable pair ({a}, {b}) names a buffer that does not exist")
     lb = peak_live(ivs) if not share else _shared_lower_bound(ivs, share)
-    heur = best_heuristic(ivs, share, stop_at=lb)
+    heur = best_heuristic(ivs, share, stop_at=lb, moves=effort.plan_moves)
     if heur.arena <= lb:
         return _checked(ivs, share, OffsetPlan(heur.offsets, heur.arena, lb, True, 0.0, heur.method,
                                                time.perf_counter() - t0))
-    remaining = max(0.1, time_limit - (time.perf_counter() - t0))
-    res = _solve_ilp(ivs, share, heur, lb, remaining, solver)
+    res = _solve_ilp(ivs, share, heur, lb, effort.ilp_nodes, solver)
     if res is not None and res[1] <= heur.arena and _sound(ivs, share, res[0]):
         offsets, arena, proven = res
         method = f"ilp-{solver}" + ("" if arena < heur.arena else f" (kept {heur.method})")
@@ -106,7 +112,7 @@ def _shared_lower_bound(ivs: Sequence[Interval], share: frozenset) -> int:
     return best
 
 
-def _solve_ilp(ivs: Sequence[Interval], share: frozenset, heur: HeuristicPlan, lb: int, time_limit: float,
+def _solve_ilp(ivs: Sequence[Interval], share: frozenset, heur: HeuristicPlan, lb: int, nodes: int,
                solver: str) -> Optional[tuple[list[int], int, bool]]:
     """(offsets, arena, proven optimal) from the ILP, or None if the solver is unavailable or failed."""
     import pulp
@@ -152,7 +158,7 @@ def _solve_ilp(ivs: Sequence[Interval], share: frozenset, heur: HeuristicPlan, l
                 prob += off[i] + size[i] <= off[j] + ub * y
                 prob += off[j] + size[j] <= off[i] + ub * (1 - y)
                 y.setInitialValue(int(not h[i] + size[i] <= h[j]))
-    cmd = _solver(pulp, solver, time_limit)
+    cmd = _solver(pulp, solver, nodes)
     if cmd is None:
         return None
     try:
@@ -169,19 +175,20 @@ def _solve_ilp(ivs: Sequence[Interval], share: frozenset, heur: HeuristicPlan, l
     return offsets, total, prob.sol_status == pulp.LpSolutionOptimal
 
 
-def _solver(pulp, name: str, time_limit: float):
+def _solver(pulp, name: str, nodes: int):
+    """A single-threaded solver stopped by ``nodes`` branch-and-bound nodes (deterministic)."""
     if name == "cbc":  # the CBC binary bundled with PuLP
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            kw = dict(msg=False, timeLimit=max(1, int(round(time_limit))), warmStart=True, threads=1)
+            kw = dict(msg=False, timeLimit=WATCHDOG_SECONDS, warmStart=True, threads=1)
             try:
-                return pulp.PULP_CBC_CMD(maxNodes=MAX_NODES, **kw)
+                return pulp.PULP_CBC_CMD(maxNodes=nodes, **kw)
             except TypeError:  # PuLP < 2.8 has no maxNodes argument
-                return pulp.PULP_CBC_CMD(options=[f"maxNodes {MAX_NODES}"], **kw)
+                return pulp.PULP_CBC_CMD(options=[f"maxNodes {nodes}"], **kw)
     if name == "highs":
         if importlib.util.find_spec("highspy") is None:
             raise FdtError("solver 'highs' needs the highspy package (pip install highspy)")
-        return pulp.HiGHS(msg=False, timeLimit=time_limit, warmStart=True, threads=1)
+        return pulp.HiGHS(msg=False, timeLimit=WATCHDOG_SECONDS, warmStart=True, threads=1, mip_max_nodes=nodes)
     raise FdtError(f"unknown solver {name!r} (use 'cbc' or 'highs')")
 
 

@@ -4,6 +4,8 @@
 stay bit-identical.  ``plan`` writes the ``OfflineMemoryAllocation`` metadata that
 TFLM's greedy planner takes as fixed offsets; kernel scratch buffers are planned too,
 so the plan keeps a gap at each scratch-requesting op where TFLM drops them at run time.
+Both stop on work budgets (``effort``), never on the clock: the same model gives the same
+bytes on any machine.  ``time_limit`` is still accepted, deprecated and ignored.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import copy
 from dataclasses import dataclass
 from typing import Optional
 
+from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
 from ..ir.graph import Model
 from .ilp import plan_offsets
 from .inplace import shareable_pairs
@@ -32,12 +35,14 @@ class PlanReport:
     method: str = ""
 
 
-def reorder(model: Model, time_limit: float = 2.0) -> tuple[Model, Schedule]:
+def reorder(model: Model, time_limit: Optional[float] = None, *,
+            effort: Effort = DEFAULT_EFFORT) -> tuple[Model, Schedule]:
     """A copy of ``model`` whose subgraphs run in their peak-minimising order; the schedule of subgraph 0."""
+    ignore_time_limit(time_limit, "reorder")
     out = copy.deepcopy(model)
     main: Optional[Schedule] = None
     for k, sg in enumerate(out.subgraphs):
-        sched = best_order(sg, time_limit, scratch_bytes(sg))
+        sched = best_order(sg, scratch=scratch_bytes(sg), effort=effort)
         sg.operators = list(sched.order)
         if k == 0:
             main = sched
@@ -46,8 +51,10 @@ def reorder(model: Model, time_limit: float = 2.0) -> tuple[Model, Schedule]:
     return out, main
 
 
-def plan(model: Model, time_limit: float = 5.0, solver: str = "cbc") -> tuple[Model, PlanReport]:
+def plan(model: Model, time_limit: Optional[float] = None, solver: str = "cbc", *,
+         effort: Effort = DEFAULT_EFFORT) -> tuple[Model, PlanReport]:
     """A copy of ``model`` with an offline plan for subgraph 0 (replacing any it had) and its report."""
+    ignore_time_limit(time_limit, "plan")
     out = copy.deepcopy(model)
     if not out.subgraphs:
         return out, PlanReport(0, 0, True, 0.0, 0.0, 0, "empty")
@@ -55,8 +62,7 @@ def plan(model: Model, time_limit: float = 5.0, solver: str = "cbc") -> tuple[Mo
     tensors = lifetimes(sg)
     scratch = scratch_intervals(sg)
     # in-place pairs (a RESHAPE and its input, FDT_PARTIAL accumulators) may share bytes
-    res = plan_offsets(tensors + scratch, time_limit=time_limit, solver=solver,
-                       shareable=shareable_pairs(sg, tensors))
+    res = plan_offsets(tensors + scratch, solver=solver, shareable=shareable_pairs(sg, tensors), effort=effort)
     set_plan(out, {iv.index: off for iv, off in zip(tensors, res.offsets)})
     head = predict_head(out, scratch=scratch).head
     method, planned = res.method, res.arena
@@ -80,17 +86,19 @@ def _op_signature(model: Model) -> list[tuple]:
     return [(op.type, tuple(t.name for t in op.outputs)) for op in model.main.operators]
 
 
-def reorder_and_plan(model: Model, time_limit: float = 5.0) -> tuple[Model, Schedule, PlanReport]:
+def reorder_and_plan(model: Model, time_limit: Optional[float] = None, *,
+                     effort: Effort = DEFAULT_EFFORT) -> tuple[Model, Schedule, PlanReport]:
     """Plan both the peak-minimising order and the stored order and keep the smaller head.
 
-    The ILP may stop at its time limit above the bound of the new order, and then a plan
+    The ILP may stop at its node budget above the bound of the new order, and then a plan
     of the stored order can be smaller: the pipeline must never do worse than either.
     Ties keep the stored order (fewer changes to the model)."""
-    reordered, sched = reorder(model, time_limit=min(time_limit, 2.0))
-    stored_out, stored_rep = plan(model, time_limit)
+    ignore_time_limit(time_limit, "reorder_and_plan")
+    reordered, sched = reorder(model, effort=effort)
+    stored_out, stored_rep = plan(model, effort=effort)
     if _op_signature(reordered) == _op_signature(model):
         return stored_out, sched, stored_rep
-    new_out, new_rep = plan(reordered, time_limit)
+    new_out, new_rep = plan(reordered, effort=effort)
     if new_rep.predicted_head < stored_rep.predicted_head:
         return new_out, sched, new_rep
     kept = Schedule(list(model.main.operators), peak_live(lifetimes(model.main)), False, "stored order kept", 0.0)

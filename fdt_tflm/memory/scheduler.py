@@ -6,7 +6,8 @@ peak is a max over steps, so a forward dynamic programme over *down-sets* (sets 
 finished operators closed under predecessors) is exact: for a down-set S the bytes
 resident after S are fixed, whatever order produced S.  TinyML graphs are mostly
 chains with a few parallel branches, so the number of down-sets stays small; when it
-does not (or time runs out) each DP layer is cut to its best states (a beam search),
+does not (or the state budget, ``Effort.schedule_states``, runs out: never the clock, so
+the order is the same on any machine) each DP layer is cut to its best states (a beam search),
 and the result is flagged as not optimal unless it meets a simple lower bound (the
 largest inputs + outputs + scratch of any single op), which also settles most graphs
 at once: chains and orders that already meet that bound are returned untouched.
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
 from ..ir.graph import Operator, Subgraph
 from .lifetimes import align, lifetimes, peak_live
 
@@ -46,7 +48,22 @@ class Schedule:
     peak: int
     optimal: bool
     method: str
-    seconds: float
+    seconds: float  # reported only: no result depends on it
+
+
+@dataclass
+class _Budget:
+    """DP/beam states one :func:`best_order` call may still create (None: unlimited)."""
+
+    left: Optional[int]
+
+    def spend(self, states: int) -> None:
+        if self.left is not None:
+            self.left -= states
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left is not None and self.left <= 0
 
 
 @dataclass
@@ -131,15 +148,17 @@ def _peak_of(sg: Subgraph, order: list[Operator], scratch: Optional[dict[Operato
     return max(live, default=0)
 
 
-def best_order(sg: Subgraph, time_limit: float = 2.0,
-               scratch: Optional[dict[Operator, int]] = None) -> Schedule:
+def best_order(sg: Subgraph, time_limit: Optional[float] = None,
+               scratch: Optional[dict[Operator, int]] = None, *, effort: Effort = DEFAULT_EFFORT) -> Schedule:
     """The operator order of ``sg`` with the smallest peak live bytes (exact when ``optimal``).
 
     A narrow beam search first finds a good order fast; the exact DP then only looks for
-    strictly better ones.  Deterministic: states and ops are visited in stored order and only
-    strict improvements replace a choice; when the stored order is as good, it is kept."""
+    strictly better ones, all within ``effort.schedule_states`` states.  Deterministic: states
+    and ops are visited in stored order and only strict improvements replace a choice; when
+    the stored order is as good, it is kept.  ``time_limit``: deprecated and ignored."""
+    ignore_time_limit(time_limit, "best_order")
     t0 = time.perf_counter()
-    deadline = t0 + time_limit
+    budget = _Budget(effort.schedule_states)
     stored = list(sg.operators)
     stored_peak = _peak_of(sg, stored, scratch)
 
@@ -152,13 +171,13 @@ def best_order(sg: Subgraph, time_limit: float = 2.0,
     if stored_peak <= bound:
         return done(stored, stored_peak, True, "stored (meets the per-op bound)")
     g = _build(sg, scratch)
-    best, best_peak = _beams(sg, g, scratch, stored, stored_peak, QUICK_BEAM, deadline)
-    if best_peak > bound and time.perf_counter() < deadline:  # a wider beam sets a lower bar for the DP
-        best, best_peak = _beams(sg, g, scratch, best, best_peak, BEAM_WIDTH, deadline)
+    best, best_peak = _beams(sg, g, scratch, stored, stored_peak, QUICK_BEAM, budget)
+    if best_peak > bound and not budget.exhausted:  # a wider beam sets a lower bar for the DP
+        best, best_peak = _beams(sg, g, scratch, best, best_peak, BEAM_WIDTH, budget)
     best_method = "stored" if best is stored else "beam"
     if best_peak <= bound:
         return done(best, best_peak, True, f"{best_method} (meets the per-op bound)")
-    found, exact = _search(g, best_peak, None, deadline)
+    found, exact = _search(g, best_peak, None, budget)
     if found is not None:
         order = [stored[i] for i in found]
         peak = _peak_of(sg, order, scratch)
@@ -170,14 +189,14 @@ def best_order(sg: Subgraph, time_limit: float = 2.0,
 
 
 def quick_order(sg: Subgraph, scratch: Optional[dict[Operator, int]] = None) -> list[Operator]:
-    """The narrow beam's order (milliseconds, no time limit involved), or the stored order
+    """The narrow beam's order (milliseconds, no budget involved), or the stored order
     when that is as good: a cheap, deterministic stand-in for :func:`best_order` when many
     candidate graphs must be ranked."""
     stored = list(sg.operators)
     if len(stored) <= 1 or _is_chain(sg):
         return stored
     order, _ = _beams(sg, _build(sg, scratch), scratch, stored, _peak_of(sg, stored, scratch), QUICK_BEAM,
-                      float("inf"))
+                      _Budget(None))
     return order
 
 
@@ -189,11 +208,11 @@ def _slacks(g: "_Graph") -> list[int]:
 
 
 def _beams(sg: Subgraph, g: "_Graph", scratch: Optional[dict[Operator, int]], best: list[Operator],
-           best_peak: int, width: int, deadline: float) -> tuple[list[Operator], int]:
+           best_peak: int, width: int, budget: _Budget) -> tuple[list[Operator], int]:
     """The best of ``best`` and one beam of ``width`` per slack (only strict improvements count)."""
     stored = list(sg.operators)
     for slack in _slacks(g):
-        found, _ = _search(g, best_peak, width, deadline, slack)
+        found, _ = _search(g, best_peak, width, budget, slack)
         if found is not None:
             order = [stored[i] for i in found]
             peak = _peak_of(sg, order, scratch)
@@ -202,13 +221,13 @@ def _beams(sg: Subgraph, g: "_Graph", scratch: Optional[dict[Operator, int]], be
     return best, best_peak
 
 
-def _search(g: _Graph, threshold: int, width: Optional[int], deadline: float,
+def _search(g: _Graph, threshold: int, width: Optional[int], budget: _Budget,
             slack: int = 0) -> tuple[Optional[list[int]], bool]:
     """An order (op indices) whose peak is below ``threshold``, or None; and whether the search was exact.
 
     Layered DP over down-sets (state = finished ops as a bitmask).  ``width`` cuts every layer to
     its best states (beam, ranked with ``slack``, see BEAM_SLACK_OUTPUTS); otherwise layers are
-    cut only when too large or out of time."""
+    cut only when too large, or to one state each once ``budget`` is spent (a greedy finish)."""
     full = (1 << g.n) - 1
     # layer: mask -> (peak so far, resident bytes); parents: mask -> (previous mask, op)
     layer: dict[int, tuple[int, int]] = {0: (g.base, g.base)}
@@ -234,9 +253,9 @@ def _search(g: _Graph, threshold: int, width: Optional[int], deadline: float,
                     nxt[nmask] = (new_pk, new_res)
                     parents[nmask] = (mask, o)
         total_states += len(nxt)
-        over_time = time.perf_counter() > deadline
+        budget.spend(len(nxt))
         cap = width if width is not None else (
-            1 if over_time else BEAM_WIDTH if total_states > MAX_EXACT_STATES or len(nxt) > MAX_LAYER_STATES
+            1 if budget.exhausted else BEAM_WIDTH if total_states > MAX_EXACT_STATES or len(nxt) > MAX_LAYER_STATES
             else None)
         if cap is not None and len(nxt) > cap:
             exact = False
