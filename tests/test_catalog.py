@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fdt_tflm.catalog.ops import (CATALOG, CREATED, FDT_PARTIAL_CODE, MacKind, RewriteOps, ScratchKind, info,
-                                  run_instructions, tail_bytes, weights)
+                                  operand, run_instructions, tail_bytes, weights)
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.builder import options
 from fdt_tflm.ir.graph import Model, Operator, OperatorCode
@@ -102,9 +102,13 @@ def test_roles_point_at_the_right_operands_on_the_real_models():
             for i in r.state:
                 assert op.inputs[i].is_variable, (op, i)
             assert all(i < len(op.outputs) for i in r.ofm)
+            if r.shape is not None and operand(op, r.shape) is not None:  # the new shape (-1: inferred)
+                new = operand(op, r.shape).numpy().tolist()
+                assert [d if d >= 0 else o for d, o in zip(new, op.outputs[0].shape)] == op.outputs[0].shape
+                seen.add("shape role")
             seen.add(op.type)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "UNIDIRECTIONAL_SEQUENCE_LSTM", "ADD",
-            "CONCATENATION"} <= seen
+            "CONCATENATION", "shape role"} <= seen
 
 
 def test_channel_axes_index_the_channels_of_the_real_models():

@@ -72,6 +72,7 @@ class Roles:
     bias: tuple[int, ...] = ()
     ofm: tuple[int, ...] = (0,)
     state: tuple[int, ...] = ()  # carried values: recurrent state variables, partial-sum accumulators
+    shape: Optional[int] = None  # the constant input holding the output shape (RESHAPE's new shape)
     variadic: bool = False
 
     def ifm_indices(self, op: "Operator") -> tuple[int, ...]:
@@ -126,6 +127,8 @@ class OpInfo:
     in_place: Optional[InPlace] = None
     scratch: Optional[str] = None  # a ScratchKind, or None: unknown (TFLM must be asked)
     custom: bool = False  # a custom op (matched on its custom code, never on a builtin name)
+    shape_option: Optional[str] = None  # the builtin option repeating ``roles.shape`` (RESHAPE: NewShape)
+    int8_version: int = 1  # OperatorCode version the rewrites give an int8 copy of this op they create
     note: str = ""
 
     @property
@@ -192,23 +195,24 @@ _ENTRIES: tuple[OpInfo, ...] = (
     OpInfo("PRELU", tileable=True, channel=ChannelSplit(wise=True, sliced_inputs=(1,)), spatial=_POINTWISE,
            scratch=_NO_SCRATCH),
     OpInfo("PAD", tileable=True, channel=_CHANNEL_UNPADDED, spatial=SpatialSplit("pad"), scratch=_NO_SCRATCH,
-           note="only when the channel axis is not padded"),
-    OpInfo("PADV2", tileable=True, channel=_CHANNEL_UNPADDED, spatial=SpatialSplit("pad"), scratch=_NO_SCRATCH),
+           int8_version=2, note="only when the channel axis is not padded"),
+    OpInfo("PADV2", tileable=True, channel=_CHANNEL_UNPADDED, spatial=SpatialSplit("pad"), scratch=_NO_SCRATCH,
+           int8_version=2),
     *(OpInfo(n, tileable=True, channel=_WISE, spatial=_POINTWISE, scratch=_NO_SCRATCH)
       for n in ("QUANTIZE", "DEQUANTIZE")),
     OpInfo("MEAN", tileable=True, channel=ChannelSplit(wise=True, check="axes_not_last"), scratch=ScratchKind.REDUCE,
            note="only over non-channel axes"),
     # TFLM's reshape kernel copies only when input and output pointers differ.
-    OpInfo("RESHAPE", tileable=True, channel=_LAST_AXIS_KEPT, macs=MacKind.COPY, layout_only=True,
+    OpInfo("RESHAPE", Roles(shape=1), True, _LAST_AXIS_KEPT, macs=MacKind.COPY, layout_only=True,
            in_place=InPlace(0, 0, True, "reshape.cc: memcpy skipped when input data == output data"),
-           scratch=_NO_SCRATCH, note="only when the last axis is kept"),
+           scratch=_NO_SCRATCH, shape_option="NewShape", note="only when the last axis is kept"),
     OpInfo("SQUEEZE", tileable=True, channel=_LAST_AXIS_KEPT, macs=MacKind.COPY, layout_only=True,
            scratch=_NO_SCRATCH, note="only when the last axis is kept"),
     OpInfo("CONCATENATION", Roles(variadic=True), True, ChannelSplit(max_inputs=10), macs=MacKind.COPY,
-           scratch=_NO_SCRATCH,
+           scratch=_NO_SCRATCH, int8_version=2,
            note="ends a channel path along the last axis; TFLM's kernel takes at most 10 inputs (kMaxInputNum)"),
-    OpInfo("SLICE", macs=MacKind.COPY, scratch=_NO_SCRATCH),
-    OpInfo("STRIDED_SLICE", macs=MacKind.COPY, scratch=_NO_SCRATCH),
+    OpInfo("SLICE", macs=MacKind.COPY, scratch=_NO_SCRATCH, int8_version=2),
+    OpInfo("STRIDED_SLICE", macs=MacKind.COPY, scratch=_NO_SCRATCH, int8_version=2),
     OpInfo("SPLIT", Roles(ifm=(1,), ofm=()), macs=MacKind.COPY, scratch=_NO_SCRATCH, note="inputs: axis, input"),
     OpInfo("SPLIT_V", Roles(ofm=()), macs=MacKind.COPY, scratch=_NO_SCRATCH),
     OpInfo("EXPAND_DIMS", layout_only=True, scratch=_NO_SCRATCH),
