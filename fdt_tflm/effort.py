@@ -18,9 +18,9 @@ DEFAULT_LEVEL = 2
 # candidates (VWW and person detect at 30 % MACs, head objective).  The largest scheduling
 # problem created 118k DP/beam states (1-4 s of the old clock limits; none reaches this budget,
 # so none is cut that the clock did not cut); the local search's 2,000 moves are the old
-# iteration count; CBC
-# proves a 40-buffer plan optimal in 460 nodes and spends ~4 CPU s on 1,000 nodes of an
-# 87-buffer one (the memory passes never reach the ILP on these models: heuristics hit the bound).
+# iteration count; CBC proves a 40-buffer plan optimal in 460 nodes and spends ~4 CPU s on
+# 1,000 nodes of an 87-buffer one (the memory passes never reach the ILP on these models:
+# the heuristics already meet the lower bound).
 SCHEDULE_STATES = 200_000
 PLAN_MOVES = 2_000
 ILP_NODES = 1_000

@@ -179,7 +179,7 @@ def test_larger_mac_budget_never_does_worse(monkeypatch):
 # -- reorder + plan keep the smaller of the stored and the new order -----------------------------
 def planned_head(model: Model) -> int:
     from fdt_tflm.memory.passes import plan
-    planned, _ = plan(model, time_limit=5.0)
+    planned, _ = plan(model)
     return tflm(write_model(planned)).head
 
 
@@ -191,7 +191,7 @@ def test_reorder_plan_keeps_the_smaller_of_stored_and_new_order(monkeypatch):
     import fdt_tflm.memory.passes as mp
     from fdt_tflm.memory.scheduler import Schedule
     bad = branchy(width=3)  # three conv branches stored breadth-first: depth-first is better
-    good, _ = mp.reorder(bad, time_limit=2.0)
+    good, _ = mp.reorder(bad)
     assert [op.outputs[0].name for op in good.main.operators] != [op.outputs[0].name for op in bad.main.operators]
     bad_head, good_head = planned_head(bad), planned_head(good)
     assert good_head < bad_head
@@ -202,7 +202,7 @@ def test_reorder_plan_keeps_the_smaller_of_stored_and_new_order(monkeypatch):
 
     names = [op.outputs[0].name for op in bad.main.operators]
 
-    def bad_reorder(model, time_limit=2.0):
+    def bad_reorder(model, **kw):
         out = copy.deepcopy(model)
         by_name = {op.outputs[0].name: op for op in out.main.operators}
         out.main.operators = [by_name[n] for n in names]

@@ -30,7 +30,7 @@ def tflm_arena(data: bytes) -> tuple[int, int]:
     return r.head, r.total
 
 
-def no_reuse_plan(model, time_limit: float = 5.0, solver: str = "cbc"):
+def no_reuse_plan(model, time_limit: float = 5.0, solver: str = "cbc", effort=None):
     """A valid offline plan that gives every tensor its own bytes: the head is the sum of the
     aligned tensor sizes, far above any planner's."""
     out = copy.deepcopy(model)
@@ -73,8 +73,8 @@ def test_when_every_pass_is_worse_the_input_is_kept_as_given(monkeypatch):
     monkeypatch.setattr(memory_passes, "plan", no_reuse_plan)
     real_reorder = memory_passes.reorder
 
-    def reorder_with_bad_plan(model, time_limit=2.0):
-        out, sched = real_reorder(model, time_limit)
+    def reorder_with_bad_plan(model, **kw):
+        out, sched = real_reorder(model, **kw)
         return no_reuse_plan(out)[0], sched
     monkeypatch.setattr(memory_passes, "reorder", reorder_with_bad_plan)
     import fdt_tflm.pipeline as pipeline
@@ -182,9 +182,9 @@ def test_a_rejected_search_falls_back_to_the_default_search_first(monkeypatch):
     real = memory_passes.reorder_and_plan
     calls = []
 
-    def first_plan_reuses_nothing(model, time_limit=5.0):
+    def first_plan_reuses_nothing(model, **kw):
         calls.append(1)
-        out, sched, rep = real(model, time_limit)
+        out, sched, rep = real(model, **kw)
         return (no_reuse_plan(out)[0], sched, rep) if len(calls) == 1 else (out, sched, rep)
     monkeypatch.setattr(memory_passes, "reorder_and_plan", first_plan_reuses_nothing)
     path = PROJECT_MODELS / "convdense.tflite"
