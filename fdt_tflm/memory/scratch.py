@@ -43,11 +43,6 @@ from .lifetimes import Interval, align
 INT_BYTES = 4
 HOST_POINTER_BYTES = 8
 
-# LSTM input slots (TFLite schema): 18 = output (hidden) state, 19 = cell state.
-_LSTM_HIDDEN_STATE = 18
-_LSTM_CELL_STATE = 19
-
-
 def _numel(t: Optional[Tensor]) -> int:
     return 0 if t is None else t.num_elements
 
@@ -61,7 +56,8 @@ def _input(op: Operator, i: int) -> Optional[Tensor]:
 
 
 def _lstm(op: Operator) -> list[int]:
-    hidden, cell = _input(op, _LSTM_HIDDEN_STATE), _input(op, _LSTM_CELL_STATE)
+    hidden_i, cell_i = info(op).roles.state  # the output (hidden) state, then the cell state
+    hidden, cell = _input(op, hidden_i), _input(op, cell_i)
     if hidden is None or cell is None:
         return []
     return [_numel(hidden) * dtype_size(cell.dtype)] * 4
