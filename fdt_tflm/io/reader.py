@@ -129,7 +129,7 @@ def _signature(sd: Table, subgraphs: list[Subgraph]) -> SignatureDef:
     def maps(field: str, kind: str) -> list[tuple[bytes, Tensor]]:
         names = [tm.get("Name", b"") for tm in sd.get(field, [])]
         refs = _refs(np.array([tm.get("TensorIndex", 0) for tm in sd.get(field, [])], dtype=np.int64),
-                     tensors, f"{what}'s {kind}", False)
+                     tensors, f"{what} {kind}", False)
         return list(zip(names, refs))
     return SignatureDef(key, sgi, maps("Inputs", "input"), maps("Outputs", "output"))
 
