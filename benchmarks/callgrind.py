@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import importlib
 import json
 import os
 import shlex
@@ -37,7 +38,9 @@ sys.path.insert(0, str(REPO))
 from fdt_tflm.catalog import instructions as ins  # noqa: E402
 from fdt_tflm.io.reader import read_model  # noqa: E402
 from fdt_tflm.io.writer import write_model  # noqa: E402
-from fdt_tflm.ir.graph import Model  # noqa: E402
+from fdt_tflm.ir.builder import options, quant  # noqa: E402
+from fdt_tflm.ir.graph import Model, Tensor  # noqa: E402
+from fdt_tflm.ir.qnet import QNet  # noqa: E402
 from fdt_tflm.tiling.fdt import apply_fdt  # noqa: E402
 from fdt_tflm.tiling.ffmt import apply_ffmt  # noqa: E402
 
@@ -132,18 +135,69 @@ def _summary(path: Path) -> int:
 
 # ---------------------------------------------------------------- what is measured
 
-def source_path(source: str) -> Path:
-    """``shared/NAME.tflite`` (../shared/models) or ``models/NAME.tflite`` (this repo)."""
+def source_path(source: str) -> Optional[Path]:
+    """``shared/NAME.tflite`` (../shared/models) or ``models/NAME.tflite`` (this repo); None
+    for ``synthetic/ops_HxC`` (built here)."""
     kind, name = source.split("/", 1)
+    if kind == "synthetic":
+        return None
     return (SHARED if kind == "shared" else REPO / "models") / name
+
+
+def source_available(source: str) -> bool:
+    path = source_path(source)
+    return path is None or path.exists()
+
+
+def _int_const(n: QNet, name: str, values: Any) -> Tensor:
+    return n.b.const(name, np.array(values, np.int32))
+
+
+def _unary(n: QNet, op: str, x: Tensor, out: Tensor) -> Tensor:
+    n.b.op(op, [x], [out])
+    return out
+
+
+def synthetic_ops(h: int, c: int) -> Model:
+    """One of each op type the shared models lack (MAX_POOL_2D, MUL, LOGISTIC, STRIDED_SLICE,
+    PADV2, PAD, MEAN, QUANTIZE, DEQUANTIZE), on an ``h`` x ``h`` x ``c`` input, so that their
+    costs are measured rather than guessed."""
+    n = QNet(seed=7, description=f"fdt-tflm callgrind op coverage {h}x{h}x{c}")
+    x = n.input([1, h, h, c], scale=0.05, zp=3)
+    y = n.pool(x, "MAX", size=2, stride=2)
+    hh = h // 2
+    m = n._new_act("mul", [1, hh, hh, c], 0, like=y)
+    n.b.op("MUL", [y, n.b.const("k", np.arange(1, c + 1, dtype=np.int8), quant(0.02, 0))], [m],
+           options("MUL", FusedActivationFunction=0))
+    lg = _unary(n, "LOGISTIC", m, n.b.tensor("logistic", [1, hh, hh, c], "INT8", quant(1 / 256, -128)))
+    half = max(c // 2, 1)
+    ss = n._new_act("strided", [1, hh, hh, half], 0, like=lg)
+    n.b.op("STRIDED_SLICE", [lg, _int_const(n, "b", [0, 0, 0, 0]), _int_const(n, "e", [1, hh, hh, half]),
+                             _int_const(n, "s", [1, 1, 1, 1])], [ss], options("STRIDED_SLICE"))
+    p2 = n._new_act("padv2", [1, hh + 2, hh + 2, half], 0, like=ss)
+    n.b.op("PADV2", [ss, _int_const(n, "p2", [[0, 0], [1, 1], [1, 1], [0, 0]]),
+                     n.b.const("cv", np.array(5, np.int8), ss.quantization.copy())], [p2], options("PADV2"))
+    p1 = n.pad(p2, ((0, 1), (2, 0)))
+    rq = _unary(n, "QUANTIZE", p1, n.b.tensor("requant", list(p1.shape), "INT8", quant(0.01, -5)))
+    fl = _unary(n, "DEQUANTIZE", rq, n.b.tensor("float", list(rq.shape), "FLOAT32"))
+    q8 = _unary(n, "QUANTIZE", fl, n.b.tensor("quant", list(fl.shape), "INT8", quant(0.01, -5)))
+    return n.output(n.mean(q8, axes=(1, 2)))
+
+
+SYNTHETIC_SIZES: tuple[tuple[int, int], ...] = ((8, 8), (16, 16), (32, 8), (24, 32), (48, 4))
 
 
 def build_recipe(recipe: dict[str, Any]) -> bytes:
     """The model a recipe describes: its source, then each rewrite in turn (op indices refer to
     the model as left by the previous rewrite)."""
-    model: Model = read_model(str(source_path(recipe["source"])))
-    if not recipe["rewrites"]:
-        return source_path(recipe["source"]).read_bytes()
+    path = source_path(recipe["source"])
+    if path is None:
+        h, c = (int(v) for v in recipe["source"].split("_")[-1].split("x"))
+        model: Model = synthetic_ops(h, c)
+    elif not recipe["rewrites"]:
+        return path.read_bytes()
+    else:
+        model = read_model(str(path))
     for rw in recipe["rewrites"]:
         if rw[0] == "ffmt":
             model = apply_ffmt(model, rw[1], (rw[2][0], rw[2][1]))
@@ -155,6 +209,7 @@ def build_recipe(recipe: dict[str, Any]) -> bytes:
 def _sources() -> list[str]:
     """The shared models and models/ (those TFLM runs under callgrind in about a minute)."""
     shared = [f"shared/{Path(p).name}" for p in sorted(glob.glob(str(SHARED / "*.tflite")))]
+    shared += [f"synthetic/ops_{h}x{c}" for h, c in SYNTHETIC_SIZES]
     own = [p for p in sorted(glob.glob(str(REPO / "models" / "*.tflite"))) if os.path.getsize(p) < MAX_SOURCE_BYTES]
     return shared + [f"models/{Path(p).name}" for p in own]
 
@@ -200,10 +255,19 @@ class Variant:
     def path(self) -> Path:
         return WORK / f"{self.name}.tflite"
 
+    def source_file(self) -> Path:
+        """The optimize input: the source model (synthetic ones as built by their recipe)."""
+        path = source_path(self.source)
+        if path is not None:
+            return path
+        path = WORK / f"{Path(self.source).name}.tflite"
+        path.write_bytes(build_recipe({"source": self.source, "rewrites": []}))
+        return path
+
     def produced_by(self) -> str:
         if self.recipe is not None:
             return f"benchmarks/callgrind.py build_recipe({json.dumps(self.recipe)})"
-        args = ["python", "-m", "fdt_tflm", "optimize", str(source_path(self.source)), *self.optimize_args,
+        args = ["python", "-m", "fdt_tflm", "optimize", str(self.source_file()), *self.optimize_args,
                 "-o", str(self.path())]
         return shlex.join(args)
 
@@ -215,7 +279,7 @@ class Variant:
             self.path().write_bytes(data)
             return data
         if not self.path().exists():
-            cmd = [sys.executable, "-m", "fdt_tflm", "optimize", str(source_path(self.source)),
+            cmd = [sys.executable, "-m", "fdt_tflm", "optimize", str(self.source_file()),
                    *self.optimize_args, "-o", str(self.path())]
             subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
         return self.path().read_bytes()
@@ -230,7 +294,7 @@ def variants(with_optimize: bool = True) -> list[Variant]:
             rewrites = [list(rw)]
             out.append(Variant(_recipe_name(src, rewrites), src, {"source": src, "rewrites": rewrites}))
     if with_optimize:
-        for src in _sources():
+        for src in [s for s in _sources() if source_path(s) is not None]:
             for tag, args in OPTIMIZE_CONFIGS.items():
                 out.append(Variant(f"{Path(src).stem}.opt-{tag}", src, None, list(args)))
     return out
@@ -301,7 +365,7 @@ def run_record(only: Optional[str], with_optimize: bool, force: bool = False) ->
 
 # Which counts each op family's cost is fitted on (the kernel loops it runs).
 FIT_FEATURES: dict[str, tuple[str, ...]] = {
-    "CONV_2D": ("invoke", "macs", "taps", "outputs", "pixels", "rows"),
+    "CONV_2D": ("invoke", "macs", "taps", "vtaps", "outputs", "pixels", "rows"),
     "DEPTHWISE_CONV_2D": ("invoke", "macs", "taps", "outputs", "pixels", "rows"),
     "AVERAGE_POOL_2D": ("invoke", "macs", "outputs", "pixels", "rows"),
     "MAX_POOL_2D": ("invoke", "macs", "outputs", "pixels", "rows"),
@@ -332,6 +396,17 @@ def nonneg_lstsq(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return coef
 
 
+def _distinct(feats: tuple[str, ...], counts: list[dict[str, float]]) -> tuple[str, ...]:
+    """The features whose columns are not all zero nor a copy of an earlier one (a fit cannot
+    tell those apart: FULLY_CONNECTED's one row per invoke, SOFTMAX's inputs = outputs)."""
+    kept: list[str] = []
+    for f in feats:
+        col = [c[f] for c in counts]
+        if any(col) and all(col != [c[k] for c in counts] for k in kept):
+            kept.append(f)
+    return tuple(kept)
+
+
 def _model_of(rec: dict[str, Any]) -> Model:
     if rec.get("recipe") is not None:
         return read_model(build_recipe(rec["recipe"]))
@@ -349,24 +424,49 @@ def fit(records: list[dict[str, Any]]) -> dict[str, ins.InstructionCost]:
         outside.append(rec["outside_nodes"])
         for op, n in zip(model.main.operators, rec["per_node"]):
             rows.setdefault(op.type, []).append((ins.op_counts(op).as_dict(), n))
-    costs: dict[str, ins.InstructionCost] = {}
-    for op_type, data in sorted(rows.items()):
-        feats = _fit_features(op_type)
-        x = np.array([[c[f] for f in feats] for c, _ in data], dtype=float)
-        y = np.array([n for _, n in data], dtype=float)
-        coef = nonneg_lstsq(x, y, 1.0 / np.sqrt(np.maximum(y, 1.0)))
-        costs[op_type] = ins.InstructionCost(**{f: round(float(c), 4) for f, c in zip(feats, coef)})
+    costs = {op_type: _fit_one(_fit_features(op_type), data) for op_type, data in sorted(rows.items())}
     costs["_INTERPRETER"] = ins.InstructionCost(invoke=float(round(np.mean(outside)))) if outside else ins.InstructionCost()
-    costs["_FALLBACK"] = ins.COSTS["_FALLBACK"]
+    # Unknown op types: the median of the measured copy and element-wise ops' coefficients.
+    pool = [costs[t] for t in FALLBACK_FROM if t in costs]
+    costs["_FALLBACK"] = ins.InstructionCost(**{f: round(float(np.median([getattr(c, f) for c in pool])), 4)
+                                                for f in ("invoke", "outputs", "rows", "inputs")}) if pool else \
+        ins.COSTS["_FALLBACK"]
     return costs
 
 
-def print_table(costs: dict[str, ins.InstructionCost]) -> None:
-    print("COSTS: dict[str, InstructionCost] = {")
+FALLBACK_FROM = frozenset({"ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "LOGISTIC", "PAD", "PADV2", "SLICE",
+                           "STRIDED_SLICE", "CONCATENATION", "MEAN", "RESHAPE"})
+
+
+def _fit_one(feats: tuple[str, ...], data: list[tuple[dict[str, float], int]]) -> ins.InstructionCost:
+    """Non-negative least squares on the features the data can tell apart (an op measured at
+    one size gets a fixed cost only)."""
+    counts = [c for c, _ in data]
+    feats = _distinct(feats, counts)
+    n_distinct = len({tuple(c[f] for f in feats) for c in counts})
+    feats = feats[:max(1, n_distinct)]
+    x = np.array([[c[f] for f in feats] for c in counts], dtype=float)
+    y = np.array([n for _, n in data], dtype=float)
+    coef = nonneg_lstsq(x, y, 1.0 / np.sqrt(np.maximum(y, 1.0)))
+    return ins.InstructionCost(**{f: round(float(c), 4) for f, c in zip(feats, coef)})
+
+
+def table(costs: dict[str, ins.InstructionCost]) -> str:
+    """The COSTS literal of ``fdt_tflm/catalog/instructions.py``."""
+    lines = ["COSTS: dict[str, InstructionCost] = {"]
     for k, c in costs.items():
         args = ", ".join(f"{f}={getattr(c, f)!r}" for f in ins.FEATURES if getattr(c, f))
-        print(f"    {k!r}: InstructionCost({args}),")
-    print("}")
+        lines.append(f"    {json.dumps(k)}: InstructionCost({args}),")
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def write_table(text: str) -> None:
+    """Replace the COSTS literal in the catalog module by ``text``."""
+    path = Path(ins.__file__)
+    src = path.read_text()
+    start = src.index("COSTS: dict[str, InstructionCost] = {")
+    end = src.index("\n}\n", start) + 3
+    path.write_text(src[:start] + text + src[end:])
 
 
 def report_errors(records: list[dict[str, Any]]) -> None:
@@ -395,6 +495,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--skip-optimize", action="store_true", help="record no optimize outputs")
     ap.add_argument("--force", action="store_true", help="re-measure variants whose record is current")
     ap.add_argument("--fit", action="store_true", help="fit the per-op coefficients; print the table and errors")
+    ap.add_argument("--write", action="store_true", help="with --fit: write the table into the catalog module")
     ap.add_argument("--errors", action="store_true", help="print the current table's errors")
     ap.add_argument("--measure", help="measure one .tflite and print its instructions")
     a = ap.parse_args(argv)
@@ -404,8 +505,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if a.record:
         run_record(a.only, not a.skip_optimize, a.force)
     if a.fit:
-        print_table(fit(load_records()))
+        text = table(fit(load_records()))
+        print(text, end="")
+        if a.write:
+            write_table(text)
     if a.errors:
+        if a.fit and a.write:
+            importlib.reload(ins)
         report_errors(load_records())
     return 0
 

@@ -70,7 +70,8 @@ class Result:
                          f"({_pct(r.original_total_arena_bytes, r.total_arena_bytes)})")
         lines.append(f"  peak live bound {r.peak_live_bytes:,} B; planned {r.planned_bytes:,} B"
                      f"{' (optimal)' if r.optimal else ''}")
-        lines.append(f"  MACs {r.macs:,} (+{r.mac_overhead_pct:.2f} %)")
+        lines.append(f"  MACs {r.macs:,} (+{r.mac_overhead_pct:.2f} %); instructions {r.instructions:,} "
+                     f"({r.instruction_overhead_pct:+.2f} %, predicted)")
         lines += [f"  {p.kind} x{p.parts}: {' -> '.join(p.ops)}" for p in r.paths]
         v = r.verified
         objective = f" (objective: {r.objective})" if "tile" in r.passes else ""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .analysis import check_optimizable, predicted_head, summary
+from .catalog.instructions import predict_instructions
 from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
 from .errors import FdtError, VerificationError
 from .io import load_bytes, read_model, write_model
@@ -395,9 +396,17 @@ def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunRes
         max_overhead_pct=opts.max_overhead, **_input_facts(src, ref), original_macs=orig_macs,
         **_arena_facts(kept), **_plan_facts(cand),
         macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
+        **_instruction_facts(src.model, cand.model),
         operators=len(cand.model.main.operators), paths=list(cand.paths), pareto=list(cand.pareto),
         needs_custom_kernel=cand.needs_custom_kernel, verified=kept.verified, verified_by=kept.verified_by,
         verification=kept.verification, learned_scratch=learned, guard=guard, target=target, seconds=round(seconds, 3))
+
+
+def _instruction_facts(original: Model, written: Model) -> dict:
+    """Predicted instructions of one TFLM invoke of each model: run time that MACs understate."""
+    before, after = predict_instructions(original), predict_instructions(written)
+    pct = round((after - before) / before * 100, 3) if before else 0.0
+    return {"original_instructions": before, "instructions": after, "instruction_overhead_pct": pct}
 
 
 def _input_facts(src: Source, ref: Optional["RunResult"]) -> dict:

@@ -130,6 +130,11 @@ class Report:
     schedule_optimal: Optional[bool]
     macs: int
     mac_overhead_pct: float
+    # One TFLM invoke (host, reference kernels), predicted per op by fdt_tflm.catalog.instructions
+    # (calibrated against callgrind): MACs miss the copies tiling adds and small-tile costs.
+    original_instructions: int
+    instructions: int
+    instruction_overhead_pct: float
     operators: int
     paths: list[PathEntry]
     pareto: list[ParetoEntry]

@@ -16,7 +16,7 @@ from typing import Optional
 from ..ir.graph import Model, Operator
 
 # What a kernel's loops run over (see ``op_features``).
-FEATURES: tuple[str, ...] = ("invoke", "macs", "taps", "outputs", "pixels", "rows", "inputs", "runs")
+FEATURES: tuple[str, ...] = ("invoke", "macs", "taps", "vtaps", "outputs", "pixels", "rows", "inputs", "runs")
 WINDOW_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
 _PADDING_SAME = 0  # tflite Padding enum
 
@@ -28,6 +28,7 @@ class InstructionCost:
     invoke: float = 0.0  # fixed cost: dispatch, tensor look-ups, parameter set-up
     macs: float = 0.0  # per multiply-accumulate the kernel runs (taps inside the input only)
     taps: float = 0.0  # per filter tap visited per output element (bounds check, in or out)
+    vtaps: float = 0.0  # per filter tap inside the input per output element (channel loop set-up)
     outputs: float = 0.0  # per output element (requantise, clamp, store)
     pixels: float = 0.0  # per output pixel (N*H*W): the x loop of windowed kernels
     rows: float = 0.0  # per output row (all dims but the last): small tiles pay it more often
@@ -46,6 +47,7 @@ class OpCounts:
     invoke: int
     macs: int
     taps: int
+    vtaps: int
     outputs: int
     pixels: int
     rows: int
@@ -60,10 +62,36 @@ class OpCounts:
 # reference kernels); paste its output here.  Op types the measurements do not cover say so
 # in BORROWED below and use the listed op's coefficients.
 COSTS: dict[str, InstructionCost] = {
-    "_FALLBACK": InstructionCost(invoke=500.0, outputs=10.0, inputs=5.0),
+    "ADD": InstructionCost(invoke=593.0, outputs=23.6, inputs=47.2),
+    "AVERAGE_POOL_2D": InstructionCost(macs=8.1415, outputs=76.4871),
+    "CONCATENATION": InstructionCost(invoke=822.0098, outputs=0.1176, runs=34.4706),
+    "CONV_2D": InstructionCost(invoke=624.1365, macs=8.0067, taps=12.5223, vtaps=32.2618, outputs=115.8795, pixels=24.6116, rows=64.249),
+    "DEPTHWISE_CONV_2D": InstructionCost(invoke=398.0342, macs=22.8626, taps=11.3479, outputs=148.039, pixels=18.846),
+    "DEQUANTIZE": InstructionCost(invoke=241.0, outputs=10.0),
+    "FULLY_CONNECTED": InstructionCost(invoke=589.0001, macs=9.0004, outputs=72.9719),
+    "LOGISTIC": InstructionCost(invoke=286.6411, outputs=403.0849),
+    "MAX_POOL_2D": InstructionCost(invoke=343.0, macs=27.5294, outputs=6.8824, pixels=25.0, rows=28.0),
+    "MEAN": InstructionCost(invoke=1411.0422, inputs=112.4013),
+    "MUL": InstructionCost(invoke=1707.4764, outputs=68.8242),
+    "PAD": InstructionCost(outputs=20.3751, rows=18.0313),
+    "PADV2": InstructionCost(outputs=17.8202, rows=20.1103),
+    "QUANTIZE": InstructionCost(invoke=347.4295, outputs=41.5301),
+    "RESHAPE": InstructionCost(invoke=214.6583, outputs=0.0981, rows=0.0414),
+    "SLICE": InstructionCost(invoke=611.4353, outputs=4.9909, rows=14.3403),
+    "SOFTMAX": InstructionCost(invoke=1390.5824, outputs=67.8731),
+    "STRIDED_SLICE": InstructionCost(invoke=705.8233, rows=46.934),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": InstructionCost(invoke=72603637.0),
+    "_INTERPRETER": InstructionCost(invoke=21.0),
+    "_FALLBACK": InstructionCost(invoke=470.2147, outputs=13.9101),
 }
-# Op types without measurements: the op whose kernel loops are the closest match.
-BORROWED: dict[str, str] = {}
+# Op types without measurements: the measured op whose reference kernel loops are the closest
+# match (a mapping, not a fit; anything else gets ``_FALLBACK``, fitted on all copy and
+# element-wise ops measured).
+BORROWED: dict[str, str] = {
+    "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE", "SPLIT": "SLICE", "SPLIT_V": "SLICE", "SUB": "ADD",
+    "RELU": "QUANTIZE", "RELU6": "QUANTIZE", "LEAKY_RELU": "QUANTIZE", "TANH": "LOGISTIC",
+    "BATCH_MATMUL": "FULLY_CONNECTED",
+}
 
 
 def _axis_valid_taps(n_in: int, n_out: int, k: int, stride: int, dil: int, pad_before: int) -> int:
@@ -104,7 +132,7 @@ def op_counts(op: Operator) -> OpCounts:
     rows = n_out // max(last, 1)
     inputs = sum(_elements(t.shape) for t in op.inputs if t is not None and not t.is_constant)
     from ..ir.macs import op_macs  # the MAC formulas ask the op catalog, which re-exports this module
-    macs, taps, pixels = op_macs(op), 0, 0
+    macs, taps, vtaps, pixels = op_macs(op), 0, 0, 0
     if op.type in WINDOW_OPS and out is not None and len(out.shape) == 4:
         try:
             (kh, vh), (kw, vw) = _window_geometry(op, 1), _window_geometry(op, 2)
@@ -113,8 +141,9 @@ def op_counts(op: Operator) -> OpCounts:
         full = int(out.shape[1]) * kh * int(out.shape[2]) * kw
         macs = macs * vh * vw // max(full, 1)
         taps = n_out * kh * kw
+        vtaps = int(out.shape[0]) * vh * vw * last
         pixels, rows = rows, int(out.shape[0]) * int(out.shape[1])
-    return OpCounts(invoke=1, macs=macs, taps=taps, outputs=n_out, pixels=pixels, rows=rows,
+    return OpCounts(invoke=1, macs=macs, taps=taps, vtaps=vtaps, outputs=n_out, pixels=pixels, rows=rows,
                     inputs=inputs, runs=_copy_runs(op))
 
 
