@@ -357,6 +357,28 @@ def test_residual_block_halo_by_hand():
     assert halo_macs_by_hand(m, BLOCK, (2, 1)) == 3072 + 3456
 
 
+def test_keras_pad_folds_into_the_depthwise_of_the_corner_tile():
+    """The PAD ((0, 1), (0, 1)) before the VALID stride-2 depthwise (op 6, 8x8 -> 9x9 -> 4x4):
+    in 2x2 tiles of the 4x4 output the depthwise reads padded rows/columns 0-4 and 4-8.  The
+    bottom-right tile reads image rows/columns 4-7 plus one pad after; TFLM's SAME on 4 rows
+    (k 3, s 2) gives 2 outputs and pads max(1*2 + 3 - 4, 0) = 1: 0 before, 1 after, so that
+    tile runs the depthwise SAME on the unpadded tile and no PAD.  The top-right and bottom-left
+    tiles read 5 (odd) rows or columns on their inner axis, where SAME would pad 1 before: they
+    keep a PAD.  LiteRT recomputes every shape from the padding (TFLM does not), so
+    ``assert_exact`` also proves the SAME op's declared output shape."""
+    m = residual_net()
+    plan = plan_ffmt(m, WHOLE, (2, 2))
+    assert [ts[6].pads for ts in plan.tile_steps] == [(0, 0, 0, 0), (0, 0, 0, 1), (0, 1, 0, 0), (0, 1, 0, 1)]
+    assert [(ts[6].folded, ts[7].same) for ts in plan.tile_steps] == [(False, False)] * 3 + [(True, True)]
+    tiled = assert_exact(m, WHOLE, (2, 2))
+    dw7 = m.main.operators[7].outputs[0].name
+    pads = {op.outputs[0].name: op.opt("Padding") for op in tiled.main.operators if op.type == "DEPTHWISE_CONV_2D"}
+    assert [pads[f"{dw7}/ffmt_t{i}_{j}"] for i in (0, 1) for j in (0, 1)] == [1, 1, 1, 0]  # VALID x3, SAME
+    pad6 = m.main.operators[6].outputs[0].name
+    assert sorted(n for n in (op.outputs[0].name for op in tiled.main.operators if op.type == "PAD")
+                  if n.startswith(pad6)) == [f"{pad6}/ffmt_t0_1", f"{pad6}/ffmt_t1_0"]
+
+
 def test_residual_chains_and_refusals():
     m = residual_net()
     assert ffmt_chains(m) == [WHOLE]  # the block input's first consumer continues the chain

@@ -131,6 +131,7 @@ class TileStep:
     in_w: Span
     pads: tuple[int, int, int, int]  # top, bottom, left, right
     same: bool = False  # window op: SAME padding on the tile's own sizes yields exactly ``pads`` (no PAD op)
+    folded: bool = False  # PAD op: not emitted; the next (VALID window) op runs SAME on the unpadded tile
 
 
 @dataclass
@@ -389,12 +390,35 @@ def _plan_tile(sg: Subgraph, steps: list[Step], sh: Span, sw: Span) -> list[Tile
         if any(pads) and not same and st.kind == "window" and st.border == "refuse":
             op = sg.operators[st.index]
             raise FfmtUnsupported(f"{op.type}: a tile needs explicit padding, which would change it")
-        per_op.append(TileStep(oh, ow, ih, iw, pads, same))
+        folded = any(pads) and _folds_into_next(sg, steps, k, per_op[-1] if per_op else None, ih, iw, pt, pl)
+        if folded:  # the consumer keeps its input region (in padded coordinates) but runs SAME
+            per_op[-1] = dataclasses.replace(per_op[-1], same=True)
+        per_op.append(TileStep(oh, ow, ih, iw, pads, same, folded))
         if k > 0:
             need[k - 1] = _hull(need[k - 1], (ih, iw))
         for _, j in st.skips:
             need[j] = _hull(need[j], (oh, ow))
     return per_op[::-1]
+
+
+def _folds_into_next(sg: Subgraph, steps: list[Step], k: int, nxt: Optional[TileStep],
+                     ih: Span, iw: Span, pt: int, pl: int) -> bool:
+    """Whether the PAD of step ``k`` in this tile can be left out, the next op running SAME.
+
+    Keras pads before a stride-2 VALID depthwise (ZeroPadding2D); the bottom/right tiles pad
+    after, which is what TFLM's SAME arithmetic gives on the unpadded tile's sizes
+    (``AxisGeom.same_matches``).  A conv/depthwise skips out-of-image taps, which equals taps
+    of the input zero point, and PAD fills with it (its quantisation is kept): exact, and
+    the padded copy never exists."""
+    st = steps[k]
+    if st.kind != "pad" or nxt is None or sg.operators[st.index].type != "PAD":
+        return False
+    win = steps[k + 1]
+    if win.kind != "window" or win.same or win.border != "zero_point" or nxt.same or any(nxt.pads):
+        return False
+    if any(j == k for later in steps[k + 1:] for _, j in later.skips):
+        return False
+    return win.h.same_matches(nxt.out_h.size, ih.size, pt) and win.w.same_matches(nxt.out_w.size, iw.size, pl)
 
 
 # --------------------------------------------------------------------------------------
@@ -440,45 +464,57 @@ def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
     Mirrors :func:`apply_ffmt` op for op, so the search can price a tiling (MACs, and the
     op count, which drives TFLM's persistent tail) without rewriting the model."""
     sg = model.main
+    ops = [sg.operators[st.index] for st in plan.steps]
+    per_out = [op_macs(op) // max(1, op.outputs[0].num_elements) for op in ops]
+    known: dict[tuple, int] = {}  # data-movement MACs by (type, shape, dtype): many tiles share them
+
+    def cost(kind: str, shape: list[int], dtype: int) -> tuple[str, int]:
+        key = (kind, tuple(shape), dtype)
+        if key not in known:
+            known[key] = _macs_of(kind, shape, dtype)
+        return kind, known[key]
+
     res: list[tuple[str, int]] = []
     for per_op in plan.tile_steps:
-        prev: Optional[Tensor] = None
-        for k, (st, ts) in enumerate(zip(plan.steps, per_op)):
-            op = sg.operators[st.index]
-            data = _path_input(op, prev)
-            out = op.outputs[0]
-            n = out.shape[0]
-            whole = tuple(data.shape[1:3]) if k == 0 else (per_op[k - 1].out_h.size, per_op[k - 1].out_w.size)
-            if (ts.in_h.size, ts.in_w.size) != whole:  # the full map (first op) or the producer's tile
-                shape = _region_shape(n, ts.in_h, ts.in_w, data.shape[3])
-                res.append((SLICE_OP, _macs_of(SLICE_OP, shape, data.dtype)))
-            if st.kind == "pointwise":
-                for pos in _other_inputs_sliced(op, data, out, st.skips):
-                    t = op.inputs[pos]
-                    if t.is_activation and (ts.out_h.size, ts.out_w.size) != tuple(t.shape[1:3]):
-                        shape = _region_shape(n, ts.out_h, ts.out_w, t.shape[3])
-                        res.append((SLICE_OP, _macs_of(SLICE_OP, shape, t.dtype)))
-                for pos, j in st.skips:
-                    if (ts.out_h.size, ts.out_w.size) != (per_op[j].out_h.size, per_op[j].out_w.size):
-                        shape = _region_shape(n, ts.out_h, ts.out_w, op.inputs[pos].shape[3])
-                        res.append((SLICE_OP, _macs_of(SLICE_OP, shape, op.inputs[pos].dtype)))
-            if st.kind == "window" and any(ts.pads) and not ts.same:
-                padded = _region_shape(n, Span(0, ts.in_h.size + ts.pads[0] + ts.pads[1]),
-                                       Span(0, ts.in_w.size + ts.pads[2] + ts.pads[3]), data.shape[3])
-                kind = "PAD" if st.border == "zero_point" else "PADV2"
-                res.append((kind, _macs_of(kind, padded, data.dtype)))
-            if st.kind != "pad" or any(ts.pads):
-                per_out = op_macs(op) // max(1, out.num_elements)
-                res.append((op.type, per_out * n * ts.out_h.size * ts.out_w.size * out.shape[3]))
-            prev = out
+        res.extend(_planned_tile(plan.steps, per_op, ops, per_out, cost))
     th, tw = tile_counts(plan.tiles)
-    last = sg.operators[plan.steps[-1].index].outputs[0]
+    last = ops[-1].outputs[0]
     if tw > 1:
         for sh in axis_spans(last.shape[H_AXIS], plan.tiles[0]):
-            shape = [last.shape[0], sh.size, *last.shape[2:]]
-            res.append(("CONCATENATION", _macs_of("CONCATENATION", shape, last.dtype)))
+            res.append(cost("CONCATENATION", [last.shape[0], sh.size, *last.shape[2:]], last.dtype))
     if th > 1:
-        res.append(("CONCATENATION", _macs_of("CONCATENATION", list(last.shape), last.dtype)))
+        res.append(cost("CONCATENATION", list(last.shape), last.dtype))
+    return res
+
+
+def _planned_tile(steps: list[Step], per_op: list[TileStep], ops: list[Operator], per_out: list[int],
+                  cost) -> list[tuple[str, int]]:
+    """The ops :func:`_emit_tile` creates for one tile, as (type, MACs)."""
+    res: list[tuple[str, int]] = []
+    prev: Optional[Tensor] = None
+    for k, (st, ts, op) in enumerate(zip(steps, per_op, ops)):
+        data = _path_input(op, prev)
+        out = op.outputs[0]
+        n = out.shape[0]
+        whole = tuple(data.shape[1:3]) if k == 0 else (per_op[k - 1].out_h.size, per_op[k - 1].out_w.size)
+        if (ts.in_h.size, ts.in_w.size) != whole:  # the full map (first op) or the producer's tile
+            res.append(cost(SLICE_OP, _region_shape(n, ts.in_h, ts.in_w, data.shape[3]), data.dtype))
+        if st.kind == "pointwise":
+            for pos in _other_inputs_sliced(op, data, out, st.skips):
+                t = op.inputs[pos]
+                if t.is_activation and (ts.out_h.size, ts.out_w.size) != tuple(t.shape[1:3]):
+                    res.append(cost(SLICE_OP, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
+            for pos, j in st.skips:
+                if (ts.out_h.size, ts.out_w.size) != (per_op[j].out_h.size, per_op[j].out_w.size):
+                    t = op.inputs[pos]
+                    res.append(cost(SLICE_OP, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
+        if st.kind == "window" and any(ts.pads) and not ts.same:
+            padded = _region_shape(n, Span(0, ts.in_h.size + ts.pads[0] + ts.pads[1]),
+                                   Span(0, ts.in_w.size + ts.pads[2] + ts.pads[3]), data.shape[3])
+            res.append(cost("PAD" if st.border == "zero_point" else "PADV2", padded, data.dtype))
+        if st.kind != "pad" or (any(ts.pads) and not ts.folded):
+            res.append((op.type, per_out[k] * n * ts.out_h.size * ts.out_w.size * out.shape[3]))
+        prev = out
     return res
 
 
@@ -660,11 +696,11 @@ def _is_int8(t: Tensor) -> bool:
 
 
 def _tile_op(em: _Emitter, op: Operator, inputs: list[Optional[Tensor]], out: Tensor,
-             valid: bool) -> Operator:
-    """A copy of ``op`` on new tensors (VALID padding for window ops; weights shared)."""
+             padding: Optional[int] = None) -> Operator:
+    """A copy of ``op`` on new tensors (window ops: with ``padding``, SAME or VALID; weights shared)."""
     opts = None if op.options is None else op.options.copy()
-    if valid and opts is not None and "Padding" in opts.fields:
-        opts.fields["Padding"] = PADDING_VALID
+    if padding is not None and opts is not None and "Padding" in opts.fields:
+        opts.fields["Padding"] = padding
     o = dataclasses.replace(op, inputs=inputs, outputs=[out], options=opts,
                             options2=None if op.options2 is None else op.options2.copy(),
                             intermediates=[], extra=dict(op.extra))
@@ -690,6 +726,8 @@ def _emit_tile(em: _Emitter, steps: list[Step], per_op: list[TileStep], path_ops
         out = op.outputs[0]
         if k == 0:
             cur = em.slice(data, ts.in_h, ts.in_w, f"{data.name}/{tag}")
+        elif per_op[k - 1].folded:  # the unpadded tile; this op pads it itself (SAME)
+            cur = made[-1]
         else:
             src = per_op[k - 1]
             cur = em.slice(made[-1], _local(ts.in_h, src.out_h), _local(ts.in_w, src.out_w), f"{data.name}/{tag}_in")
@@ -698,14 +736,14 @@ def _emit_tile(em: _Emitter, steps: list[Step], per_op: list[TileStep], path_ops
             explicit = any(ts.pads) and not ts.same
             x = em.pad(cur, ts.pads, st.border, f"{out.name}/{tag}_pad") if explicit else cur
             y = em.like(out, f"{out.name}/{tag}", shape)
-            _tile_op(em, op, [x, *op.inputs[1:]], y, valid=not ts.same)
+            _tile_op(em, op, [x, *op.inputs[1:]], y, PADDING_SAME if ts.same else PADDING_VALID)
         elif st.kind == "pad":
-            if any(ts.pads):
+            if any(ts.pads) and not ts.folded:
                 y = em.like(out, f"{out.name}/{tag}", shape)
                 paddings = em.int32("ffmt_paddings", [[0, 0], [ts.pads[0], ts.pads[1]],
                                                       [ts.pads[2], ts.pads[3]], [0, 0]])
-                _tile_op(em, op, [cur, paddings, *op.inputs[2:]], y, valid=False)
-            else:  # this tile lies inside the padded image: the pad is a no-op
+                _tile_op(em, op, [cur, paddings, *op.inputs[2:]], y)
+            else:  # inside the padded image the pad is a no-op; or the next op pads (``folded``)
                 y = cur
         else:
             y = _emit_pointwise(em, st, ts, op, data, cur, made, per_op, tag)
@@ -738,7 +776,7 @@ def _emit_pointwise(em: _Emitter, st: Step, ts: TileStep, op: Operator, data: Te
         else:
             ins.append(t)
     y = em.like(out, f"{out.name}/{tag}", _region_shape(out.shape[0], ts.out_h, ts.out_w, out.shape[3]))
-    _tile_op(em, op, ins, y, valid=False)
+    _tile_op(em, op, ins, y)
     return y
 
 
