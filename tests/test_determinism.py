@@ -147,6 +147,16 @@ def test_bad_effort_levels_are_one_line_value_errors(bad):
     assert "\n" not in str(e.value)
 
 
+def test_optimize_passes_the_effort_level_to_the_api(tmp_path, optimize_calls):
+    from fdt_tflm.cli import main
+    out = tmp_path / "o.tflite"
+    levels = []
+    for extra in ([], ["--effort", "4"]):
+        assert main(["optimize", str(MODELS / "kws.tflite"), "-o", str(out), *extra]) == 2 and not out.exists()
+        levels.append(optimize_calls["effort"])
+    assert levels == [2, 4]
+
+
 def test_bad_effort_in_the_api_fails_before_any_work():
     import fdt_tflm
     with pytest.raises(ValueError, match="effort level"):
