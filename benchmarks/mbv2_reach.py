@@ -130,7 +130,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     res.update({"rewrites": [asdict(r) for r in REWRITES], "ops_before": len(original.main.operators),
                 "ops_after": len(planned.main.operators), "macs_before": base, "macs_after": model_macs(planned),
                 "overhead_pct": round(100.0 * (model_macs(planned) - base) / base, 2),
-                "predicted_head": rep.predicted_head, "peak": peak_site(planned), "seconds": round(time.time() - t0, 1)})
+                "predicted_head": rep.predicted_head, "peak": peak_site(planned),
+                "seconds": round(time.time() - t0, 1)})
     res["goal_met"] = bool(res["head"] is not None and res["head"] <= HEAD_GOAL and res["overhead_pct"] <= OVERHEAD_GOAL
                            and res["planned_vs_original_tflm"] and res["intermediates_tflm"])
     for r in REWRITES:

@@ -330,8 +330,9 @@ def test_residual_block_tiled_through_the_skip(path, tiles):
     from fdt_tflm.tiling.ffmt import planned_ops
     m = residual_net()
     tiled = assert_exact(m, path, tiles)
-    n_tiles = len(plan_ffmt(m, path, tiles).tile_steps)
-    assert len(tiled.main.operators) - len(m.main.operators) == len(planned_ops(m, plan_ffmt(m, path, tiles))) - len(path)
+    plan = plan_ffmt(m, path, tiles)
+    n_tiles = len(plan.tile_steps)
+    assert len(tiled.main.operators) - len(m.main.operators) == len(planned_ops(m, plan)) - len(path)
     names = {t.name for t in tiled.main.tensors}
     assert not names & {m.main.operators[i].outputs[0].name for i in path[:-1]}  # no intermediate at full size
     types = op_types(tiled)
