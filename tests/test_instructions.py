@@ -24,7 +24,7 @@ from fdt_tflm.io.reader import read_model
 from fdt_tflm.ir.builder import GraphBuilder, options
 
 DATA = REPO / "tests" / "data" / "callgrind_measurements.json"
-TOTAL_TOLERANCE_PCT = 5.0  # predicted vs measured instructions of one invoke
+TOTAL_TOLERANCE_PCT = 3.0  # predicted vs measured instructions of one invoke (worst recorded: 2 %)
 OVERHEAD_TOLERANCE_PP = 5.0  # predicted vs measured overhead of a rewrite over its original
 
 
@@ -125,3 +125,19 @@ def test_cost_is_linear_in_its_counts():
     cost = InstructionCost(invoke=100.0, outputs=2.0)
     assert cost.predict({"invoke": 1, "outputs": 10}) == 120.0
     assert "CONV_2D" in COSTS and op_instructions(_conv_op(8, 8, 4, 4)) > op_instructions(_conv_op(4, 4, 4, 4)) > 0
+
+
+def test_fit_generalises_to_a_held_out_model():
+    """Coefficients fitted without any VWW measurement still predict VWW's rewrites (the search's
+    outputs change during development: the table must not be a lookup of the recorded ones)."""
+    train = [r for r in REBUILDABLE if "vww" not in r["name"] and CG.source_available(r["source"])]
+    held = [r for r in REBUILDABLE if "vww" in r["name"] and r["recipe"]["rewrites"]]
+    if not held or not CG.source_available(held[0]["source"]):
+        pytest.skip("the VWW model is absent")
+    costs = CG.fit(train)
+    base = ORIGINALS[held[0]["source"]]
+    base_pred = predict_instructions(read_model(CG.build_recipe(base["recipe"])), costs)
+    for rec in held:
+        measured = 100.0 * (rec["instructions"] / base["instructions"] - 1)
+        predicted = 100.0 * (predict_instructions(read_model(CG.build_recipe(rec["recipe"])), costs) / base_pred - 1)
+        assert abs(predicted - measured) <= OVERHEAD_TOLERANCE_PP, (rec["name"], predicted, measured)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Mapping, Optional
 
 from ..ir.graph import Model, Operator
 
@@ -63,22 +63,22 @@ class OpCounts:
 # in BORROWED below and use the listed op's coefficients.
 COSTS: dict[str, InstructionCost] = {
     "ADD": InstructionCost(invoke=593.0, outputs=23.6, inputs=47.2),
-    "AVERAGE_POOL_2D": InstructionCost(macs=8.1415, outputs=76.4871),
-    "CONCATENATION": InstructionCost(invoke=822.0098, outputs=0.1176, runs=34.4706),
-    "CONV_2D": InstructionCost(invoke=624.1365, macs=8.0067, taps=12.5223, vtaps=32.2618, outputs=115.8795, pixels=24.6116, rows=64.249),
-    "DEPTHWISE_CONV_2D": InstructionCost(invoke=398.0342, macs=22.8626, taps=11.3479, outputs=148.039, pixels=18.846),
+    "AVERAGE_POOL_2D": InstructionCost(macs=7.3951, outputs=84.3796),
+    "CONCATENATION": InstructionCost(invoke=755.73, outputs=0.1188, runs=34.1961),
+    "CONV_2D": InstructionCost(invoke=643.9998, macs=8.0042, taps=12.2684, vtaps=32.5954, outputs=115.9868, pixels=24.2427, rows=33.5869),
+    "DEPTHWISE_CONV_2D": InstructionCost(invoke=691.0568, macs=22.7335, taps=11.4292, outputs=148.1779, pixels=18.1591),
     "DEQUANTIZE": InstructionCost(invoke=241.0, outputs=10.0),
-    "FULLY_CONNECTED": InstructionCost(invoke=589.0001, macs=9.0004, outputs=72.9719),
+    "FULLY_CONNECTED": InstructionCost(invoke=588.9913, macs=9.0001, outputs=72.996),
     "LOGISTIC": InstructionCost(invoke=286.6411, outputs=403.0849),
     "MAX_POOL_2D": InstructionCost(invoke=343.0, macs=27.5294, outputs=6.8824, pixels=25.0, rows=28.0),
     "MEAN": InstructionCost(invoke=1411.0422, inputs=112.4013),
     "MUL": InstructionCost(invoke=1707.4764, outputs=68.8242),
-    "PAD": InstructionCost(outputs=20.3751, rows=18.0313),
+    "PAD": InstructionCost(invoke=1.0421, outputs=20.4037, rows=17.9766),
     "PADV2": InstructionCost(outputs=17.8202, rows=20.1103),
     "QUANTIZE": InstructionCost(invoke=347.4295, outputs=41.5301),
-    "RESHAPE": InstructionCost(invoke=214.6583, outputs=0.0981, rows=0.0414),
-    "SLICE": InstructionCost(invoke=611.4353, outputs=4.9909, rows=14.3403),
-    "SOFTMAX": InstructionCost(invoke=1390.5824, outputs=67.8731),
+    "RESHAPE": InstructionCost(invoke=224.9898, outputs=0.0317, rows=0.1025),
+    "SLICE": InstructionCost(invoke=612.4904, outputs=4.9896, rows=14.3438),
+    "SOFTMAX": InstructionCost(invoke=691.2534, outputs=279.4009),
     "STRIDED_SLICE": InstructionCost(invoke=705.8233, rows=46.934),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": InstructionCost(invoke=72603637.0),
     "_INTERPRETER": InstructionCost(invoke=21.0),
@@ -156,21 +156,24 @@ def _copy_runs(op: Operator) -> int:
     return _elements(shape[:axis]) * len([t for t in op.inputs if t is not None])
 
 
-def cost_of(op_type: str) -> InstructionCost:
-    """The fitted cost of ``op_type``, a borrowed one, or the fallback."""
-    if op_type in COSTS:
-        return COSTS[op_type]
-    return COSTS.get(BORROWED.get(op_type, ""), COSTS["_FALLBACK"])
+def cost_of(op_type: str, costs: Optional[Mapping[str, InstructionCost]] = None) -> InstructionCost:
+    """The fitted cost of ``op_type``, a borrowed one, or the fallback (``costs``: another
+    table than COSTS, e.g. a fit on part of the measurements)."""
+    table = COSTS if costs is None else costs
+    if op_type in table:
+        return table[op_type]
+    return table.get(BORROWED.get(op_type, ""), table["_FALLBACK"])
 
 
-def op_instructions(op: Operator) -> int:
+def op_instructions(op: Operator, costs: Optional[Mapping[str, InstructionCost]] = None) -> int:
     """Predicted instructions of one invoke of ``op``."""
-    return max(0, round(cost_of(op.type).predict(op_counts(op).as_dict())))
+    return max(0, round(cost_of(op.type, costs).predict(op_counts(op).as_dict())))
 
 
-def predict_instructions(model: Model) -> int:
+def predict_instructions(model: Model, costs: Optional[Mapping[str, InstructionCost]] = None) -> int:
     """Predicted instructions of one ``MicroInterpreter::Invoke`` of ``model``: every op of
     every subgraph, each once (control-flow ops that run a subgraph several times are not
     modelled), plus the interpreter's fixed cost."""
-    per_invoke = COSTS.get("_INTERPRETER", InstructionCost()).invoke
-    return round(per_invoke) + sum(op_instructions(op) for sg in model.subgraphs for op in sg.operators)
+    table = COSTS if costs is None else costs
+    per_invoke = table.get("_INTERPRETER", InstructionCost()).invoke
+    return round(per_invoke) + sum(op_instructions(op, table) for sg in model.subgraphs for op in sg.operators)
