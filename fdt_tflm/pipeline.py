@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .analysis import check_optimizable, predicted_head, summary
-from .catalog.instructions import predict_instructions
 from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
+from .catalog.instructions import predict_instructions
 from .errors import FdtError, VerificationError
 from .io import load_bytes, read_model, write_model
 from .ir.graph import Model
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 PASSES = ("tile", "reorder", "plan")
 DEFAULT_PASSES = ("tile", "reorder", "plan")
 INPUT_VARIANT = "input"  # the guard's last resort: the input bytes exactly as given
-MIN_SEARCH_BUDGET = 10.0  # seconds left for the recomputing search after the zero-overhead one
 Progress = Callable[[str], None]
 ModelSource = Union[str, os.PathLike, bytes, bytearray, Model]
 
@@ -229,16 +228,12 @@ def read_back(model: Model, data: bytes) -> Model:
 def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tuple[ParetoEntry, ...]]:
     """The tiling search.  Above 0 % MAC budget the zero-overhead search runs first and the
     better of the two is kept: the greedy search can be led somewhere worse by a recomputing
-    first step, and a larger budget must never do worse.  Both share ``search_budget``."""
+    first step, and a larger budget must never do worse.  Each gets the ``effort`` budgets."""
     from .tiling.search import score, search
-    kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, objective=opts.objective)
-    zero = None
-    budget = opts.search_budget
-    if opts.max_overhead > 0:
-        t0 = time.perf_counter()
-        zero = search(model, max_overhead=0.0, time_budget=opts.search_budget, **kw)
-        budget = max(MIN_SEARCH_BUDGET, opts.search_budget - (time.perf_counter() - t0))
-    sr = search(model, max_overhead=opts.max_overhead, time_budget=budget, **kw)
+    kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, objective=opts.objective,
+              effort=opts.budgets)
+    zero = search(model, max_overhead=0.0, **kw) if opts.max_overhead > 0 else None
+    sr = search(model, max_overhead=opts.max_overhead, **kw)
     if zero is not None and score(zero.final, opts.objective) <= score(sr.final, opts.objective):
         sr = zero
     pareto = tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct, p.n_paths) for p in sr.pareto)

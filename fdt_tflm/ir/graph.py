@@ -120,7 +120,8 @@ class OperatorCode:
     def name(self) -> str:
         if self.builtin_code == 32 and self.custom_code is not None:  # CUSTOM
             return self.custom_code.decode(errors="replace")
-        return BUILTIN_NAMES.get(self.builtin_code, f"BUILTIN_{self.builtin_code}")
+        name = BUILTIN_NAMES.get(self.builtin_code)  # hot in the search: no f-string unless needed
+        return name if name is not None else f"BUILTIN_{self.builtin_code}"
 
     def key(self) -> tuple:
         return (self.builtin_code, self.custom_code, self.version)

@@ -29,7 +29,6 @@ the chain untiled.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -39,6 +38,7 @@ import numpy as np
 from ..errors import FdtError
 from ..ir.builder import GraphBuilder, options
 from ..ir.graph import Model, Operator, OperatorCode, Subgraph, Tensor
+from ..ir.surgery import fork, replace_region
 from ..ir.macs import graph_macs, op_macs
 from ..ir.types import BUILTIN_CODES, DTYPE_NUMPY
 from .rules import rule
@@ -785,7 +785,7 @@ def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> Mo
     tiles, each a tile count (near-equal tiles) or the tile sizes along that axis of the chain's
     last output.  Raises :class:`FfmtUnsupported` (the original is never modified)."""
     plan = plan_ffmt(model, path_op_indices, tiles)
-    m = copy.deepcopy(model)
+    m = fork(model)
     sg = m.main
     path_ops = [sg.operators[i] for i in plan.path]
     em = _Emitter(m)
@@ -805,11 +805,6 @@ def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> Mo
         rows.append(r_out)
     if th > 1:
         em.concat(rows, H_AXIS, final)
-    # splice: the tile ops replace the chain at the position of its last op
-    at = plan.path[-1] - (len(plan.path) - 1)
-    keep = [op for op in sg.operators if all(op is not p for p in path_ops)]
-    sg.operators = keep[:at] + em.ops + keep[at:]
-    dead = {id(p.outputs[0]) for p in path_ops[:-1]}
-    used = {id(t) for op in sg.operators for t in [*op.inputs, *op.outputs] if t is not None}
-    sg.tensors = [t for t in sg.tensors if id(t) not in dead or id(t) in used]
+    # the tile ops replace the chain at the position of its last op (their tensors are already in)
+    replace_region(m, path_ops, em.ops, at="last")
     return m

@@ -20,21 +20,24 @@ full offset planner.
 """
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence, Union
 
+from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
-from ..memory.ilp import lower_bound, plan_offsets
+from ..ir.surgery import detach, fork
+from ..memory.heuristics import best_heuristic
+from ..memory.ilp import lower_bound, share_set
 from ..memory.inplace import shareable_pairs
 from ..memory.lifetimes import lifetimes, live_bytes_per_scope
-from ..memory.scheduler import best_order, op_bound, quick_order
+from ..memory.scheduler import best_order
 from ..memory.scratch import scratch_bytes, scratch_intervals
 from ..memory.tail import predict_tail
 from ..target import CORTEX_M4, HOST, Target
 from . import OBJECTIVES
+from .costview import View, price
 from .fdt import apply_fdt
 from .ffmt import Tiles, apply_ffmt, ffmt_candidates, tile_counts
 from .partial import model_macs, partial_candidates
@@ -44,19 +47,20 @@ Progress = Callable[[str], None]
 
 DEFAULT_PARTS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 10, 12, 16)
 SEEDS_PER_ROUND = 3  # largest buffers at the peak whose producers seed candidate paths
-EXACT_PER_ROUND = 4  # candidates per round that get the full planner
+EXACT_PER_ROUND = 4  # candidates per round that get the full scheduler and planner
 MAX_ROUNDS = 12
 LOOKAHEAD = 3  # plateau-flattening rewrites followed up when no single rewrite helps
 LOOKAHEAD_DEPTH = 3  # rewrites applied together at most
-# Head objective: FFMT candidates are ranked on the narrow beam's order (emitted tile by tile,
-# their stored order's peak lies far above what the scheduler reaches: VWW 45,776 vs 41,696 B),
-# which still overestimates their head by up to a few KB.  So they pass the total cap with this
-# slack, and the best few whose cheap head already beats the current one get the full
-# scheduler and planner (with a longer time limit: tile graphs have many independent chains)
-# besides the EXACT_PER_ROUND best of all candidates.
+# Head objective: spatial tilings are ranked on the region order the cost view finds, which
+# can still lie a few KB above what the scheduler reaches on the whole graph; so the best few
+# whose cheap head beats the current one get the full scheduler and planner too, and pass the
+# total cap with this slack while ranked.
 FFMT_CAP_SLACK = 4096
 FFMT_EXACT_PER_ROUND = 4
-FFMT_EXACT_TIME_S = 10.0
+FFMT_CHAINS_PER_ROUND = 6  # sub-chains whose every tiling is priced (after one representative each)
+REPRESENTATIVE_TILES = 9
+FFMT_MAX_LEN = 16  # longest spatial sub-chain (MobileNetV2's stem to its 28x28 stage is 15 ops)
+MIN_HEAD_GAIN_PCT = 1  # head objective: a rewrite that grows the total must cut the head by this much
 # Whose tail the search prices: the default firmware target (emit-c / firmware size for it).
 SEARCH_TARGET: Target = CORTEX_M4
 
@@ -83,24 +87,50 @@ class Estimate:
         return self.head + self.host_tail
 
 
-def estimate(model: Model, exact: bool = False, time_limit: float = 1.0, keep_order: bool = False,
-             order_time_limit: Optional[float] = None, target: Target = SEARCH_TARGET) -> Estimate:
-    """Arena estimate plus the predicted tail.  ``exact``: head after reordering (best order
-    found in ``time_limit``) and offset planning, as the memory passes will do; ``keep_order``
-    then also stores that order in ``model`` (which must be the caller's own);
-    ``order_time_limit`` (default ``time_limit``) bounds the scheduler alone.  Cheap form:
-    peak live bytes of the stored order (the search keeps the stored order good: it starts
-    from a reordered model and emits each split part by part)."""
-    sg = model.main
-    order = best_order(sg, time_limit if order_time_limit is None else order_time_limit,
-                       scratch_bytes(sg)).order if exact else list(sg.operators)
-    if exact and keep_order:
-        sg.operators = list(order)
+# The search's own planning effort per candidate: the heuristic planner with a short local
+# search and a smaller scheduling budget (no ILP).  Candidates only need ranking; the plan
+# pass then gives the chosen model the full effort, which can only lower its head.
+SEARCH_SCHEDULE_STATES = 20_000
+SEARCH_PLAN_MOVES = 60
+SCHEDULE_CANDIDATES = False  # the cost view's region order is kept; the reorder pass reschedules the winner
+
+
+def _search_effort(effort: Effort) -> Effort:
+    scale = effort.level / DEFAULT_EFFORT.level
+    return replace(effort, schedule_states=min(effort.schedule_states, int(SEARCH_SCHEDULE_STATES * scale)),
+                   plan_moves=min(effort.plan_moves, int(SEARCH_PLAN_MOVES * scale)))
+
+
+def _planned_head(sg: Subgraph, order: Sequence[Operator], effort: Effort) -> int:
     tensors = lifetimes(sg, order)
+    share = share_set(shareable_pairs(sg, tensors))  # in-place RESHAPEs and accumulators, as the plan pass does
     ivs = tensors + scratch_intervals(sg, order)
-    share = shareable_pairs(sg, tensors)  # in-place RESHAPEs and accumulators, as the plan pass does
-    head = int(plan_offsets(ivs, time_limit=time_limit, shareable=share).arena) if exact \
-        else lower_bound(ivs, share)
+    return int(best_heuristic(ivs, share, stop_at=lower_bound(ivs, share), moves=effort.plan_moves).arena)
+
+
+def estimate(model: Model, exact: bool = False, keep_order: bool = False, target: Target = SEARCH_TARGET,
+             effort: Effort = DEFAULT_EFFORT, schedule: bool = True) -> Estimate:
+    """Arena estimate plus the predicted tail.  ``exact``: the planned head of the better of
+    the stored order and the scheduler's (as the reorder + plan passes will do); ``keep_order``
+    then also stores that order in ``model`` (which must be the caller's own); ``schedule=False``
+    plans the stored order only (the search's candidates: the cost view ordered them).  Cheap form:
+    peak live bytes of the stored order (the search keeps the stored order good: each
+    candidate's region is stored in the order the cost view found best)."""
+    sg = model.main
+    if exact:
+        effort = _search_effort(effort)
+        stored = list(sg.operators)
+        head, order = _planned_head(sg, stored, effort), stored
+        sched = best_order(sg, None, scratch_bytes(sg), effort=effort).order if schedule else stored
+        if any(a is not b for a, b in zip(sched, stored)):
+            alt = _planned_head(sg, sched, effort)
+            if alt < head:
+                head, order = alt, sched
+        if keep_order:
+            sg.operators = list(order)
+    else:
+        tensors = lifetimes(sg)
+        head = lower_bound(tensors + scratch_intervals(sg), shareable_pairs(sg, tensors))
     tail = predict_tail(model, target)
     return Estimate(head, tail, exact, tail if target == HOST else predict_tail(model, HOST))
 
@@ -231,7 +261,7 @@ def _ffmt_candidates(model: Model, seeds: Sequence[int], orig_macs: int, cur_mac
     seedset = set(seeds)
     out = []
     try:
-        cands = ffmt_candidates(model, ramps=ramps, touching=seedset)
+        cands = ffmt_candidates(model, ramps=ramps, touching=seedset, max_len=FFMT_MAX_LEN)
     except FdtError:
         return []
     for c in cands:
@@ -256,10 +286,17 @@ def _partial_candidates(model: Model, seeds: Sequence[int], parts: Sequence[int]
 @dataclass
 class _Ranked:
     cand: Candidate
-    model: Model
+    model: Model  # a fork of the round's model, its region stored in the cost view's order
     est: Estimate
     overhead: float
-    plateau: tuple[int, int]  # (peak live bytes, steps at that peak) in the stored order
+    _plateau: Optional[tuple[int, int]] = None
+
+    @property
+    def plateau(self) -> tuple[int, int]:
+        """(peak live bytes, steps at that peak) of the stored order; only the lookahead asks."""
+        if self._plateau is None:
+            self._plateau = plateau(self.model.main)
+        return self._plateau
 
     def key(self, objective: str = "total") -> tuple:
         c = self.cand
@@ -287,29 +324,35 @@ class _Search:
     """State of one search: budget, options, counters and the points seen.  ``total_cap`` /
     ``host_cap``: the largest total a result may have on the target / on the host interpreter
     (the head objective's constraint; the host's too, since the never-worse guard measures
-    there and would otherwise throw the result away)."""
+    there and would otherwise throw the result away).  Work is counted, never timed:
+    ``effort.search_evaluations`` candidates priced, ``effort.exact_evaluations`` planned."""
 
     max_overhead: float
-    time_budget: float
     allow_ffmt: bool
     allow_custom_ops: bool
     parts: Sequence[int]
-    plan_time_limit: float
     say: Progress
     orig_macs: int
     objective: str = "total"
     total_cap: Optional[int] = None
     host_cap: Optional[int] = None
     target: Target = SEARCH_TARGET
-    t0: float = field(default_factory=time.perf_counter)
+    effort: Effort = DEFAULT_EFFORT
     tried: int = 0
+    exact_done: int = 0
     points: list[ParetoPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def out_of_time(self) -> bool:
-        if time.perf_counter() - self.t0 > self.time_budget:
-            if "time budget reached" not in self.notes:
-                self.notes.append("time budget reached")
+    def _note(self, msg: str) -> None:
+        if msg not in self.notes:
+            self.notes.append(msg)
+
+    def out_of_work(self) -> bool:
+        if self.tried >= self.effort.search_evaluations:
+            self._note("work budget reached (candidates)")
+            return True
+        if self.exact_done >= self.effort.exact_evaluations:
+            self._note("work budget reached (planned candidates)")
             return True
         return False
 
@@ -320,73 +363,86 @@ class _Search:
         return (self.total_cap is None or est.total <= self.total_cap + slack) and \
             (self.host_cap is None or est.host_total <= self.host_cap + slack)
 
-    def over_cap_whatever_the_order(self, m: Model, head_bound: int) -> bool:
-        """A head lower bound plus the tail already exceeds a cap (target or host)."""
-        return any(cap is not None and predict_tail(m, t) + head_bound > cap
-                   for cap, t in ((self.total_cap, self.target), (self.host_cap, HOST)))
-
     def better(self, est: Estimate, than: Estimate) -> bool:
+        """Allowed and better; the head objective wants a real gain (MIN_HEAD_GAIN_PCT of the
+        head), not the planner's few bytes of noise bought with a larger total."""
+        if self.objective == "head" and est.total > than.total:
+            return self.allowed(est) and est.head <= than.head - max(16, than.head * MIN_HEAD_GAIN_PCT // 100)
         return self.allowed(est) and self.score(est) < self.score(than)
 
-    def rank(self, current: Model, best: Estimate, tag: str) -> list[_Ranked]:
-        """Every candidate grown from the peak of ``current``, applied and cheaply estimated."""
+    def candidates(self, current: Model) -> tuple[list[Candidate], dict[tuple[int, ...], list[Candidate]]]:
+        """Channel and partial-sum candidates, and the spatial ones grouped by sub-chain."""
         sg = current.main
         seeds = peak_seeds(sg, sg.operators)
         cands = fdt_candidates(sg, seeds, self.parts, allow_partial=self.max_overhead > 0)
-        if self.allow_ffmt:
-            cands += _ffmt_candidates(current, seeds, self.orig_macs, model_macs(current), self.max_overhead,
-                                      ramps=self.objective == "head")
         if self.allow_custom_ops:
             cands += _partial_candidates(current, seeds, self.parts)
+        chains: dict[tuple[int, ...], list[Candidate]] = {}
+        if self.allow_ffmt:
+            for c in _ffmt_candidates(current, seeds, self.orig_macs, model_macs(current), self.max_overhead,
+                                      ramps=self.objective == "head"):
+                chains.setdefault(c.ops, []).append(c)
+        return cands, chains
+
+    def rank(self, current: Model, best: Estimate, tag: str) -> list[_Ranked]:
+        """Every candidate grown from the peak of ``current``, priced as a change to it.  Spatial
+        tilings in two steps: each sub-chain with one representative tiling, then every tiling
+        of the FFMT_CHAINS_PER_ROUND sub-chains whose representative did best."""
+        view = View.of(current, self.target)
+        direct, chains = self.candidates(current)
+        reps = {ops: _representative(cs) for ops, cs in chains.items()}
+        out = self._price(view, current, direct + list(reps.values()), tag, best)
+        first = sorted((r for r in out if r.cand.kind == "FFMT"), key=lambda r: r.key(self.objective))
+        top = list(dict.fromkeys(r.cand.ops for r in first))[:FFMT_CHAINS_PER_ROUND]
+        out += self._price(view, current, [c for ops in top for c in chains[ops] if c != reps[ops]], tag, best)
+        out.sort(key=lambda r: r.key(self.objective))
+        return out
+
+    def _price(self, view: View, current: Model, cands: Sequence[Candidate], tag: str,
+               best: Estimate) -> list[_Ranked]:
+        sg = current.main
         out: list[_Ranked] = []
         for c in cands:
-            if self.out_of_time():
+            if self.out_of_work():
                 break
             self.tried += 1
             try:
                 m = c.apply(current)
             except (FdtError, ValueError, IndexError, KeyError, TypeError):
                 continue  # a candidate a rewrite cannot express is skipped, never fatal
-            ovh = 100.0 * (model_macs(m) - self.orig_macs) / self.orig_macs
+            p = price(view, m)
+            ovh = 100.0 * (p.macs - self.orig_macs) / self.orig_macs
             if ovh > self.max_overhead + 1e-9:
                 continue
-            ffmt_head = c.kind == "FFMT" and self.objective == "head"
-            if ffmt_head:
-                scr = scratch_bytes(m.main)
-                if self.over_cap_whatever_the_order(m, op_bound(m.main, scr)):
-                    continue
-                m.main.operators = quick_order(m.main, scr)
-            est = estimate(m, exact=False, target=self.target)
-            out.append(_Ranked(c, m, est, ovh, plateau(m.main)))
+            m.main.operators = list(p.order)
+            est = Estimate(p.head, p.tail, False, p.host_tail)
+            out.append(_Ranked(c, m, est, ovh))
             self.say(f"search {tag}: tried {self.tried} ({c.label(sg)}: ~{est.head:,} + {est.tail:,} B), "
                      f"best {best.head:,} + {best.tail:,} B")
-        out.sort(key=lambda r: r.key(self.objective))
         return out
+
+    def exact(self, m: Model) -> Estimate:
+        self.exact_done += 1
+        return estimate(m, exact=True, keep_order=True, target=self.target, effort=self.effort,
+                        schedule=SCHEDULE_CANDIDATES)
 
     def best_exact(self, ranked: Sequence[_Ranked], cur: Estimate, n_paths: int) -> Optional[tuple[_Ranked, Estimate]]:
         """The best of the top cheap candidates under the full planner, if it beats ``cur``.
         Head objective: also the best few FFMT candidates (their cheap head is no lower bound)."""
         best: Optional[tuple[_Ranked, Estimate]] = None
-        # over the cap now means over it after planning too (the cheap total is nearly a lower
-        # bound); such candidates stay in ``ranked`` for the lookahead, which may combine them
         head_ffmt = [] if self.objective != "head" else [
             r for r in ranked if r.cand.kind == "FFMT" and r.est.head < cur.head
             and self.allowed(r.est, FFMT_CAP_SLACK)][:FFMT_EXACT_PER_ROUND]
         top: list[_Ranked] = []
         for r in ranked:
             if len(top) == EXACT_PER_ROUND or self.score(r.est) >= self.score(cur):
-                break  # the cheap head is a lower bound: nothing below can win
+                break  # the cheap head is a lower bound for this order: nothing below can win
             if self.allowed(r.est):
                 top.append(r)
         for r in top + [f for f in head_ffmt if all(f is not t for t in top)]:
-            if self.out_of_time():
+            if self.out_of_work():
                 break
-            # a spatial tiling keeps the order found here (the final reorder pass, with its own time
-            # limit, might not find it again); other rewrites keep their stored order, which the
-            # next round's cheap estimates and seeds are based on
-            tile = any(r is f for f in head_ffmt)
-            ex = estimate(r.model, exact=True, time_limit=self.plan_time_limit, keep_order=tile,
-                          order_time_limit=FFMT_EXACT_TIME_S if tile else None, target=self.target)
+            ex = self.exact(r.model)
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1))
             if self.better(ex, cur) and (best is None or (self.score(ex), r.overhead)
                                          < (self.score(best[1]), best[0].overhead)):
@@ -406,13 +462,13 @@ class _Search:
         for r1 in firsts[:LOOKAHEAD]:
             chain = [r1]
             for depth in range(1, LOOKAHEAD_DEPTH):
-                if self.out_of_time():
+                if self.out_of_work():
                     break
                 nxt = self.rank(chain[-1].model, cur, f"{tag} lookahead {depth}")
                 win = self.best_exact(nxt, cur, n_paths + depth)
                 if win is not None:
                     r2, ex = win
-                    done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, r2.plateau)]
+                    done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead)]
                     if not best or self.score(ex) < self.score(best[-1].est):
                         best = done
                     # a cheap tail (a 32-bit target) lets short chains win; a longer one that
@@ -424,6 +480,25 @@ class _Search:
         return best
 
 
+def head_caps(model: Model, baseline: Estimate, target: Target) -> tuple[int, int]:
+    """The head objective's caps on the total (target, host): what the input costs as TFLM runs
+    it (its own order, TFLM's greedy planner), or what reorder + plan alone give if that is
+    more.  Never worse than the input is the promise (the guard measures it on the host);
+    below that, tail may be traded for head."""
+    from ..memory.tflm_model import predict_head
+    from ..target.scratch import scratch_intervals as target_scratch
+    as_is = predict_head(model, scratch=target_scratch(model.main, target)).head + predict_tail(model, target)
+    host = predict_head(model).head + predict_tail(model, HOST)
+    return max(baseline.total, as_is), max(baseline.host_total, host)
+
+
+def _representative(cands: Sequence[Candidate]) -> Candidate:
+    """The tiling a sub-chain is first judged by: the most tiles up to REPRESENTATIVE_TILES
+    (a fine tiling shows what the sub-chain can reach), else its first tiling."""
+    fit = [c for c in cands if c.parts <= REPRESENTATIVE_TILES]
+    return max(fit, key=lambda c: c.parts) if fit else cands[0]
+
+
 def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int) -> ChosenPath:
     c = r.cand
     custom = c.kind not in ("FDT", "FFMT")  # the FDT_PARTIAL custom-kernel end
@@ -432,11 +507,11 @@ def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int) -> ChosenPath:
                       round(r.overhead, 3))
 
 
-def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
+def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float] = None,
            progress: Optional[Progress] = None, allow_ffmt: bool = True,
            parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
-           plan_time_limit: float = 2.0, allow_custom_ops: bool = False,
-           objective: str = "total", target: Target = SEARCH_TARGET) -> SearchResult:
+           allow_custom_ops: bool = False, objective: str = "total", target: Target = SEARCH_TARGET,
+           effort: Effort = DEFAULT_EFFORT) -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
 
     ``objective``: "total" (head + tail, the default) or "head" (the planned head, with the
@@ -444,40 +519,39 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
     ``target``: whose persistent tail the total prices (default :data:`SEARCH_TARGET`).
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
-    recomputes halos).  ``time_budget``: seconds for the whole search (best so far is
-    returned when it runs out).  ``progress(msg)``: called with what is being tried.
+    recomputes halos).  ``effort``: the work budget (candidates priced, candidates planned;
+    :mod:`fdt_tflm.effort`); the best so far is returned when it is spent, so the result
+    never depends on the machine's speed or load.  ``time_budget``: deprecated, ignored.
+    ``progress(msg)``: called with what is being tried.
     ``allow_custom_ops``: also try exact int8 partial-sum ends (the FDT_PARTIAL kernel,
     :mod:`fdt_tflm.tiling.partial`); the result then needs that kernel in the firmware.
     When no single rewrite helps because the peak is reached at several places, the search
     looks one rewrite ahead (the best few that flatten the peak, each followed by a round).
-    The input model is not modified.  Unsupported ops simply end paths.  When a path is
-    applied, the returned model's operators are also in the scheduler's order (op indices in
-    ``paths`` refer to that working model, as it was when each rewrite was applied)."""
+    The input model is not modified (the result shares nothing with it).  Unsupported ops
+    simply end paths.  When a path is applied, the returned model's operators are also in
+    the order the planner liked best (op indices in ``paths`` refer to that working model,
+    as it was when each rewrite was applied)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     say = progress or (lambda msg: None)
-    st = _Search(max_overhead, time_budget, allow_ffmt, allow_custom_ops, parts, plan_time_limit, say,
-                 max(1, model_macs(model)), objective, target=target)
+    t0 = time.perf_counter()  # reported only; no decision depends on it
+    st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)), objective,
+                 target=target, effort=effort)
     if len(model.subgraphs) != 1:
-        base = estimate(model, exact=True, time_limit=plan_time_limit, target=target)
+        base = estimate(model, exact=True, target=target, effort=effort)
         return SearchResult(model, [], [ParetoPoint(base.total, base.head, 0.0, 0)], base, base,
                             notes=["several subgraphs: not tiled"])
-    # work on a reordered copy: candidates are then ranked by the peak of their stored order
-    current = model
-    order = best_order(model.main, plan_time_limit, scratch_bytes(model.main)).order
-    if any(a is not b for a, b in zip(order, model.main.operators)):
-        current = copy.deepcopy(model)
-        pos = {id(op): i for i, op in enumerate(model.main.operators)}
-        current.main.operators = [current.main.operators[pos[id(op)]] for op in order]
-    cur = estimate(current, exact=True, time_limit=plan_time_limit, target=target)
+    # work on a reordered fork: candidates are then priced against a good stored order
+    current = fork(model)
+    cur = estimate(current, exact=True, keep_order=True, target=target, effort=effort)
     baseline = cur
     if objective == "head":
-        st.total_cap, st.host_cap = baseline.total, baseline.host_total
+        st.total_cap, st.host_cap = head_caps(model, baseline, target)
     say(f"search: baseline total {cur.total:,} B (head {cur.head:,} + tail {cur.tail:,})")
     chosen: list[ChosenPath] = []
     st.points.append(ParetoPoint(cur.total, cur.head, 0.0, 0))
     for rnd in range(max_rounds):
-        if st.out_of_time():
+        if st.out_of_work():
             break
         sg = current.main
         ranked = st.rank(current, cur, f"round {rnd + 1}")
@@ -495,17 +569,16 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: float = 45.0,
             break
         before, model_before = cur.total, current
         for k, r in enumerate(steps):
-            after = (estimate(r.model, exact=True, time_limit=plan_time_limit, target=target)
-                     if k < len(steps) - 1 else None)
-            ex_k = after if after is not None else steps[-1].est
+            ex_k = estimate(r.model, exact=True, target=target, effort=effort) if k < len(steps) - 1 \
+                else steps[-1].est
             chosen.append(_chosen(r, model_before.main, before, ex_k.total))
             before, model_before = ex_k.total, r.model
         say(f"search: applied {len(steps)} rewrites together: total {cur.total:,} -> {steps[-1].est.total:,} B")
         current, cur = steps[-1].model, steps[-1].est
-    if not chosen:  # nothing helped: hand back the input itself, not the reordered copy
-        current = model
+    # nothing helped: hand back the input itself; else a copy that shares nothing with it
+    current = model if not chosen else detach(current)
     return SearchResult(current, chosen, pareto_front(st.points, objective), baseline, cur, st.tried,
-                        time.perf_counter() - st.t0, st.notes)
+                        time.perf_counter() - t0, st.notes)
 
 
 def pareto_front(points: Sequence[ParetoPoint], objective: str = "total") -> list[ParetoPoint]:

@@ -1,0 +1,242 @@
+"""Price a candidate rewrite as a change to a cost view of the current graph.
+
+The search scores hundreds of candidates per round.  A rewrite (``ir.surgery``) yields a
+fork that shares every untouched operator and tensor with the current model, so what
+changed is known by identity: the old region (ops gone) and the new one (ops added).  A
+:class:`View` of the current model holds what does not change (live bytes at every step of
+the stored order, the tail, the MACs); :func:`price` simulates only the window of steps
+the region spans, and adds the tail and MAC deltas of the region's ops and tensors.
+
+The region's own order matters: a spatial tiling emitted tile by tile keeps its big input
+alive until the last tile has sliced it.  :func:`price` also tries taking the remaining
+input slices early (after the first ``c`` of them, for every ``c``), which frees that input
+sooner at the price of holding the slices, and keeps the order with the lowest peak (the
+one the planner will then be given).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..ir.graph import Model, Operator, Tensor
+from ..memory.lifetimes import align, lifetimes
+from ..memory.scratch import scratch_intervals, scratch_requests
+from ..target import HOST, Target
+from ..target.abi import ABI_TABLES
+from ..target.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA
+from ..target.replay import ARENA_ALIGN, kernel_of
+from ..target.scratch import scratch_requests as target_scratch
+from ..memory.tail import predict_tail
+from .partial import model_macs
+
+
+HOIST_CUTS = 6  # region-input cut points tried per candidate (evenly spaced when there are more)
+
+
+def _up(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def op_tail(op: Operator, target: Target) -> int:
+    """Persistent tail bytes one op costs TFLM on ``target`` (node, builtin params, kernel op
+    data and Prepare's arrays, scratch handles), each rounded to its alignment as the
+    allocator does: the per-op part of :func:`fdt_tflm.target.replay.replay`."""
+    abi = ABI_TABLES[target.abi]
+    n = abi["NodeAndRegistration"].size
+    p = PARAMS_STRUCT.get(op.type)
+    if p is not None:
+        n += _up(abi[p].size, abi[p].align)
+    k = kernel_of(op, target)
+    data = UNKNOWN_OP_DATA if k is None else (abi[k.op_data].size if k.op_data else 0)
+    n += _up(data, ARENA_ALIGN)
+    for b in (k.prepare(op) if k is not None else []):
+        if b > 0:
+            n += _up(b, ARENA_ALIGN)
+    return n + abi["ScratchBufferHandle"].size * len(target_scratch(op, target))
+
+
+def _planned(t: Tensor) -> int:
+    return 0 if t.is_constant or t.is_variable else align(t.nbytes)
+
+
+@dataclass
+class View:
+    """What a round's candidates are priced against: the current model in its stored order."""
+
+    model: Model
+    target: Target
+    scope: dict[int, int]  # id(op) -> its step (1-based; step 0 holds the graph inputs)
+    live: list[int]  # planned bytes alive at every step (tensors and scratch)
+    last_use: dict[int, int]  # id(tensor) -> last step that needs it (the end for graph outputs)
+    first: dict[int, int]  # id(tensor) -> step it is created
+    tail: int
+    host_tail: int
+    macs: int
+    tail_memo: dict = field(default_factory=dict)  # (target, op tail key) -> bytes, see _op_tails
+
+    @classmethod
+    def of(cls, model: Model, target: Target) -> "View":
+        sg = model.main
+        ivs = lifetimes(sg)
+        n = len(sg.operators) + 1
+        live = [0] * n
+        for iv in ivs + scratch_intervals(sg):
+            for s in range(iv.first, min(iv.last, n - 1) + 1):
+                live[s] += iv.size
+        tail = predict_tail(model, target)
+        return cls(model, target, {id(op): i + 1 for i, op in enumerate(sg.operators)}, live,
+                   {id(iv.tensor): iv.last for iv in ivs}, {id(iv.tensor): iv.first for iv in ivs},
+                   tail, tail if target == HOST else predict_tail(model, HOST), model_macs(model))
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A candidate's estimate: ``head`` is the peak live bytes of ``order`` (the candidate's
+    stored order with its region in the best order found)."""
+
+    head: int
+    tail: int
+    host_tail: int
+    macs: int
+    order: tuple[Operator, ...]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One op of a window, reduced to what the simulation needs."""
+
+    reads: tuple[tuple[int, int], ...]  # (tensor id, planned bytes), each tensor once
+    writes: tuple[tuple[int, int], ...]
+    scratch: int
+
+
+def _step(op: Operator, memo: dict[int, _Step]) -> _Step:
+    if id(op) not in memo:
+        reads = {id(t): _planned(t) for t in op.inputs if t is not None and _planned(t)}
+        memo[id(op)] = _Step(tuple(reads.items()), tuple((id(t), _planned(t)) for t in op.outputs if _planned(t)),
+                             sum(align(x) for x in scratch_requests(op)))
+    return memo[id(op)]
+
+
+def _simulate(v: View, window: Sequence[_Step], a: int, b: int) -> int:
+    """Peak live bytes over ``window``, the ops that replace steps a..b of the current order
+    (tensors it reads that were made before it count from the start; tensors it makes or
+    reads die at their last use in it unless something after step b needs them)."""
+    uses: dict[int, int] = {}
+    size: dict[int, int] = {}
+    for st in window:
+        for k, n in st.reads:
+            uses[k] = uses.get(k, 0) + 1
+            size[k] = n
+    last_use, first = v.last_use, v.first
+    live = sum(size[k] for k in uses if first.get(k, a) < a)
+    peak = 0
+    for st in window:
+        made = sum(n for _, n in st.writes)
+        peak = max(peak, live + made + st.scratch)
+        live += made
+        for k, n in st.reads:
+            uses[k] -= 1
+            if uses[k] == 0 and last_use.get(k, 0) <= b:
+                live -= n
+        for k, n in st.writes:
+            if k not in uses and last_use.get(k, 0) <= b:
+                live -= n
+    return peak
+
+
+def _passing(v: View, window_reads: set[int], a: int, b: int) -> int:
+    """Bytes alive across the whole window that it does not read (produced before, used after)."""
+    sg = v.model.main
+    return sum(_planned(t) for t in sg.tensors
+               if id(t) not in window_reads and v.first.get(id(t), b + 1) < a and v.last_use.get(id(t), -1) > b)
+
+
+def _hoist_orders(region: Sequence[Operator], produced: set[int]) -> list[list[Operator]]:
+    """The emitted order, and for every c the order whose region-input readers after the c-th
+    are taken right before it (frees a big input early)."""
+    feeders = [i for i, op in enumerate(region)
+               if all(t is None or id(t) not in produced for t in op.inputs)]
+    orders = [list(region)]
+    m = len(feeders) - 1
+    cuts = sorted({round(k * m / HOIST_CUTS) for k in range(HOIST_CUTS)}) if m > HOIST_CUTS else range(m)
+    for c in cuts:
+        at = feeders[c]
+        moved = set(feeders[c:])
+        rest = [op for i, op in enumerate(region) if i >= at and i not in moved]
+        orders.append(list(region[:at]) + [region[i] for i in feeders[c:]] + rest)
+    return orders
+
+
+def price(v: View, cand: Model) -> Priced:
+    """The candidate's estimated head (peak live bytes), tails and MACs, as a change to ``v``."""
+    cur, sg = v.model.main, cand.main
+    new_ids = {id(op) for op in sg.operators}
+    new_ops = [op for op in sg.operators if id(op) not in v.scope]
+    old_ops = [op for op in cur.operators if id(op) not in new_ids]
+    if not old_ops:
+        return Priced(max(v.live), v.tail, v.host_tail, v.macs, tuple(sg.operators))
+    steps = [v.scope[id(op)] for op in old_ops]
+    a, b = min(steps), max(steps)
+    between = {id(op) for op in cur.operators[a - 1:b] if id(op) in new_ids}
+    produced = {id(t) for op in new_ops for t in op.outputs}
+    window_reads = {id(t) for op in new_ops + [o for o in cur.operators[a - 1:b] if id(o) in between]
+                    for t in op.inputs if t is not None}
+    base = _passing(v, window_reads, a, b)
+    best: tuple[int, list[Operator]] = (-1, [])
+    memo: dict[int, _Step] = {}
+    new_set = {id(op) for op in new_ops}
+    for region in _hoist_orders(new_ops, produced):
+        window = _in_place(sg.operators, region, between, new_set)
+        peak = base + _simulate(v, [_step(op, memo) for op in window], a, b)
+        if best[0] < 0 or peak < best[0]:
+            best = (peak, window)
+    outside = max([x for s, x in enumerate(v.live) if s < a or s > b] or [0])
+    order = _with_window(sg.operators, best[1], between, {id(op) for op in new_ops})
+    return Priced(max(outside, best[0]), *_tails(v, cand, old_ops, new_ops), _macs(v, old_ops, new_ops),
+                  tuple(order))
+
+
+def _in_place(ops: Sequence[Operator], region: Sequence[Operator], between: set[int], new: set[int]) -> list[Operator]:
+    """The window as it runs: the ops that stayed between the old ones, and the region, in
+    the candidate's arrangement with the region's ops replaced by ``region``'s order."""
+    it = iter(region)
+    return [next(it) if id(op) in new else op for op in ops if id(op) in new or id(op) in between]
+
+
+def _with_window(ops: Sequence[Operator], window: Sequence[Operator], between: set[int], new: set[int]) -> list[Operator]:
+    it = iter(window)
+    return [next(it) if id(op) in new or id(op) in between else op for op in ops]
+
+
+def _tail_key(op: Operator) -> tuple:
+    """What an op's tail depends on: its code, operand count and the constant operands' shapes
+    (per-channel arrays follow the weights), so a tile op costs what its original does."""
+    return (id(op.opcode), len(op.inputs), len(op.outputs),
+            tuple(None if t is None or not t.is_constant else (tuple(t.shape), t.dtype) for t in op.inputs[1:]),
+            tuple(op.outputs[0].shape[-1:]) if op.outputs else ())
+
+
+def _op_tails(v: View, ops: Sequence[Operator], target: Target) -> int:
+    total = 0
+    for op in ops:
+        key = (target, _tail_key(op))
+        if key not in v.tail_memo:
+            v.tail_memo[key] = op_tail(op, target)
+        total += v.tail_memo[key]
+    return total
+
+
+def _tails(v: View, cand: Model, old: Sequence[Operator], new: Sequence[Operator]) -> tuple[int, int]:
+    d_tensors = len(cand.main.tensors) - len(v.model.main.tensors)
+    out = []
+    for t in (v.target, HOST):
+        ev = ABI_TABLES[t.abi]["TfLiteEvalTensor"].size
+        base = v.tail if t == v.target else v.host_tail
+        out.append(base + d_tensors * ev + _op_tails(v, new, t) - _op_tails(v, old, t))
+    return out[0], out[1]
+
+
+def _macs(v: View, old: Sequence[Operator], new: Sequence[Operator]) -> int:
+    from ..ir.macs import op_macs
+    return v.macs + sum(op_macs(op) for op in new) - sum(op_macs(op) for op in old)
