@@ -10,9 +10,21 @@ per node.  Records go to ``tests/data/callgrind_measurements.json``; each says h
 made: a recipe (a source model and explicit ``apply_ffmt``/``apply_fdt`` calls, rebuilt by the
 tests) or an ``optimize`` command line (its output is kept under /tmp, not in the repo).
 
-    python benchmarks/callgrind.py --record [--only NAME_SUBSTRING] [--skip-optimize]
-    python benchmarks/callgrind.py --fit          # prints the COSTS table to paste, and the errors
+A record: ``name``; ``source`` (``shared/X.tflite``, ``models/X.tflite`` or ``synthetic/ops_HxC``);
+``sha256`` of the measured .tflite; ``produced_by`` (the command line, or the recipe call) and
+``recipe``; ``path`` (where the file was); ``instructions`` (all of Invoke); ``per_node`` (in
+execution order: from the end of the previous node to the end of this one's ResetTempAllocations,
+so the interpreter loop is included); ``per_op_type`` (``per_node`` summed by op type);
+``outside_nodes`` (Invoke after the last node); ``tflite_micro`` (the wheel's version);
+``measured_with``.
+
+    python benchmarks/callgrind.py --record [--only NAME_SUBSTRING] [--skip-optimize] [--force]
+    python benchmarks/callgrind.py --fit [--write] --errors   # the COSTS table, then per-model errors
+    python benchmarks/callgrind.py --holdout vww  # fit without the VWW records, errors on them
     python benchmarks/callgrind.py --measure M.tflite
+
+Needs valgrind (``apt-get install -y valgrind``); cc and valgrind's callgrind.h, when present,
+let the imports run uninstrumented (same counts, about 3x faster).
 """
 from __future__ import annotations
 
@@ -433,7 +445,7 @@ def fit(records: list[dict[str, Any]]) -> dict[str, ins.InstructionCost]:
         for op, n in zip(model.main.operators, rec["per_node"]):
             rows.setdefault(op.type, []).append((ins.op_counts(op).as_dict(), n))
     costs = {op_type: _fit_one(_fit_features(op_type), data) for op_type, data in sorted(rows.items())}
-    costs["_INTERPRETER"] = ins.InstructionCost(invoke=float(round(np.mean(outside)))) if outside else ins.InstructionCost()
+    costs["_INTERPRETER"] = ins.InstructionCost(invoke=float(round(np.mean(outside))) if outside else 0.0)
     # Unknown op types: the median of the measured copy and element-wise ops' coefficients.
     pool = [costs[t] for t in FALLBACK_FROM if t in costs]
     costs["_FALLBACK"] = ins.InstructionCost(**{f: round(float(np.median([getattr(c, f) for c in pool])), 4)
@@ -463,8 +475,13 @@ def table(costs: dict[str, ins.InstructionCost]) -> str:
     """The COSTS literal of ``fdt_tflm/catalog/instructions.py``."""
     lines = ["COSTS: dict[str, InstructionCost] = {"]
     for k, c in costs.items():
-        args = ", ".join(f"{f}={getattr(c, f)!r}" for f in ins.FEATURES if getattr(c, f))
-        lines.append(f"    {json.dumps(k)}: InstructionCost({args}),")
+        args = [f"{f}={getattr(c, f)!r}" for f in ins.FEATURES if getattr(c, f)]
+        line = f"    {json.dumps(k)}: InstructionCost({', '.join(args)}),"
+        if len(line) > 110:  # the project's line length: one coefficient group per line
+            cut = len(args) // 2
+            line = (f"    {json.dumps(k)}: InstructionCost({', '.join(args[:cut])},\n"
+                    f"{' ' * (len(json.dumps(k)) + 22)}{', '.join(args[cut:])}),")
+        lines.append(line)
     return "\n".join(lines + ["}"]) + "\n"
 
 

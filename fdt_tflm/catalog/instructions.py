@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 from ..ir.graph import Model, Operator
 
-# What a kernel's loops run over (see ``op_features``).
+# What a kernel's loops run over (see ``op_counts``).
 FEATURES: tuple[str, ...] = ("invoke", "macs", "taps", "vtaps", "outputs", "pixels", "rows", "inputs", "runs")
 WINDOW_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
 _PADDING_SAME = 0  # tflite Padding enum
@@ -59,13 +59,15 @@ class OpCounts:
 
 
 # Fitted by ``python benchmarks/callgrind.py --fit`` (tflite_micro 0.dev20261023182759, x86-64,
-# reference kernels); paste its output here.  Op types the measurements do not cover say so
-# in BORROWED below and use the listed op's coefficients.
+# reference kernels); paste its output here (``--fit --write`` does).  ``_INTERPRETER``: Invoke's
+# own cost after the last node; ``_FALLBACK``: op types neither measured nor in BORROWED.  An op
+# type measured at one size only (the LSTM of micro_speech_lstm) gets that count as a fixed cost.
 COSTS: dict[str, InstructionCost] = {
     "ADD": InstructionCost(invoke=593.0, outputs=23.6, inputs=47.2),
     "AVERAGE_POOL_2D": InstructionCost(macs=7.3956, outputs=84.3408),
     "CONCATENATION": InstructionCost(invoke=489.8435, outputs=0.1861, runs=33.998),
-    "CONV_2D": InstructionCost(invoke=675.4215, macs=8.0011, taps=11.9266, vtaps=32.9991, outputs=116.0469, pixels=23.6455, rows=12.6474),
+    "CONV_2D": InstructionCost(invoke=675.4215, macs=8.0011, taps=11.9266,
+                               vtaps=32.9991, outputs=116.0469, pixels=23.6455, rows=12.6474),
     "DEPTHWISE_CONV_2D": InstructionCost(macs=23.8754, taps=10.3851, outputs=149.7028, pixels=12.1916),
     "DEQUANTIZE": InstructionCost(invoke=241.0, outputs=10.0),
     "FULLY_CONNECTED": InstructionCost(invoke=589.0158, macs=9.0001, outputs=72.9988),
@@ -85,8 +87,8 @@ COSTS: dict[str, InstructionCost] = {
     "_FALLBACK": InstructionCost(invoke=418.6365, outputs=13.9101),
 }
 # Op types without measurements: the measured op whose reference kernel loops are the closest
-# match (a mapping, not a fit; anything else gets ``_FALLBACK``, fitted on all copy and
-# element-wise ops measured).
+# match (a mapping, not a fit; anything else gets ``_FALLBACK``, the median coefficients of
+# the measured copy and element-wise ops).
 BORROWED: dict[str, str] = {
     "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE", "SPLIT": "SLICE", "SPLIT_V": "SLICE", "SUB": "ADD",
     "RELU": "QUANTIZE", "RELU6": "QUANTIZE", "LEAKY_RELU": "QUANTIZE", "TANH": "LOGISTIC",
