@@ -578,13 +578,16 @@ def ffmt_chains(model: Model) -> list[list[int]]:
 
 def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_OPTIONS,
                     max_len: int = DEFAULT_MAX_LEN, ramps: bool = False,
-                    touching: Optional[set[int]] = None) -> list[FfmtCandidate]:
+                    touching: Optional[set[int]] = None, planned: bool = True) -> list[FfmtCandidate]:
     """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops) x tiling
     that can be expressed exactly, with its MAC cost.  ``max_len``: chains through residual
     blocks are long (MobileNetV2's stem to its 28x28 stage is 15 ops).  ``ramps``: also the ramped variant of
     each count-only tiling (:func:`tiling_variants`); the search uses them when it ranks
     FFMT candidates on a scheduled order (the head objective).  ``touching``: only sub-chains
-    containing one of these op indices (the search's seeds).  Deterministic order."""
+    containing one of these op indices (the search's seeds).  ``planned=False``: list the
+    sub-chains and tilings without planning them (``extra_macs`` etc. are -1; the search
+    prices only the few it tries, and a tiling that cannot be expressed fails there).
+    Deterministic order."""
     sg = model.main
     base = max(1, graph_macs(sg))
     res: list[FfmtCandidate] = []
@@ -608,6 +611,9 @@ def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_O
                         if v not in options_here:
                             options_here.append(v)
                 for tiles in options_here:
+                    if not planned:
+                        res.append(FfmtCandidate(tuple(sub), tuple(tiles), -1, -1.0, -1))
+                        continue
                     try:
                         plan = _plan(sg, steps, tiles)
                     except FfmtUnsupported:

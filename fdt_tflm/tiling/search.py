@@ -257,15 +257,14 @@ def _ffmt_candidates(model: Model, seeds: Sequence[int], orig_macs: int, cur_mac
                      max_overhead: float, ramps: bool = False) -> list[Candidate]:
     if max_overhead <= 0:
         return []
-    budget = orig_macs * max_overhead / 100.0 - (cur_macs - orig_macs)
     seedset = set(seeds)
     out = []
-    try:
-        cands = ffmt_candidates(model, ramps=ramps, touching=seedset, max_len=FFMT_MAX_LEN)
+    try:  # unplanned: the cost view prices MACs of the ones tried (over budget: dropped there)
+        cands = ffmt_candidates(model, ramps=ramps, touching=seedset, max_len=FFMT_MAX_LEN, planned=False)
     except FdtError:
         return []
     for c in cands:
-        if c.extra_macs <= budget and seedset.intersection(c.path):
+        if seedset.intersection(c.path):
             rows, cols = tile_counts(c.tiles)
             out.append(Candidate("FFMT", tuple(c.path), rows * cols, tiles=tuple(c.tiles)))
     return out
