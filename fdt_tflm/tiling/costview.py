@@ -5,7 +5,8 @@ fork that shares every untouched operator and tensor with the current model, so 
 changed is known by identity: the old region (ops gone) and the new one (ops added).  A
 :class:`View` of the current model holds what does not change (live bytes at every step of
 the stored order, the tail, the MACs); :func:`price` simulates only the window of steps
-the region spans, and adds the tail and MAC deltas of the region's ops and tensors.
+the region spans, and adds the tail, MAC and instruction deltas of the region's ops and
+tensors.
 
 The region's own order matters: a spatial tiling emitted tile by tile keeps its big input
 alive until the last tile has sliced it.  :func:`price` also tries taking the remaining
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..catalog.instructions import op_instructions, predict_instructions
 from ..ir.graph import Model, Operator, Tensor
 from ..memory.lifetimes import align, lifetimes
 from ..memory.scratch import scratch_intervals, scratch_requests
@@ -72,6 +74,7 @@ class View:
     tail: int
     host_tail: int
     macs: int
+    instructions: int  # predicted, host TFLM reference kernels (catalog.instructions)
     tail_memo: dict = field(default_factory=dict)  # (target, op tail key) -> bytes, see _op_tails
 
     @classmethod
@@ -86,7 +89,8 @@ class View:
         tail = predict_tail(model, target)
         return cls(model, target, {id(op): i + 1 for i, op in enumerate(sg.operators)}, live,
                    {id(iv.tensor): iv.last for iv in ivs}, {id(iv.tensor): iv.first for iv in ivs},
-                   tail, tail if target == HOST else predict_tail(model, HOST), model_macs(model))
+                   tail, tail if target == HOST else predict_tail(model, HOST), model_macs(model),
+                   predict_instructions(model))
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Priced:
     tail: int
     host_tail: int
     macs: int
+    instructions: int
     order: tuple[Operator, ...]
 
 
@@ -175,7 +180,7 @@ def price(v: View, cand: Model) -> Priced:
     new_ops = [op for op in sg.operators if id(op) not in v.scope]
     old_ops = [op for op in cur.operators if id(op) not in new_ids]
     if not old_ops:
-        return Priced(max(v.live), v.tail, v.host_tail, v.macs, tuple(sg.operators))
+        return Priced(max(v.live), v.tail, v.host_tail, v.macs, v.instructions, tuple(sg.operators))
     steps = [v.scope[id(op)] for op in old_ops]
     a, b = min(steps), max(steps)
     between = {id(op) for op in cur.operators[a - 1:b] if id(op) in new_ids}
@@ -194,6 +199,7 @@ def price(v: View, cand: Model) -> Priced:
     outside = max([x for s, x in enumerate(v.live) if s < a or s > b] or [0])
     order = _with_window(sg.operators, best[1], between, {id(op) for op in new_ops})
     return Priced(max(outside, best[0]), *_tails(v, cand, old_ops, new_ops), _macs(v, old_ops, new_ops),
+                  v.instructions + sum(op_instructions(op) for op in new_ops) - sum(op_instructions(op) for op in old_ops),
                   tuple(order))
 
 

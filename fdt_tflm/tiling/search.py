@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence, Union
 
+from ..catalog.instructions import predict_instructions
 from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
@@ -152,6 +153,7 @@ class ChosenPath:
     total_before: int = 0
     total_after: int = 0
     mac_overhead_pct: float = 0.0  # cumulative, vs the original model
+    instruction_overhead_pct: float = 0.0  # cumulative, predicted (catalog.instructions), vs the original
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ class ParetoPoint:
     head: int
     mac_overhead_pct: float
     n_paths: int
+    instruction_overhead_pct: float = 0.0  # predicted run-time cost, host TFLM reference kernels
 
 
 @dataclass
@@ -288,6 +291,7 @@ class _Ranked:
     model: Model  # a fork of the round's model, its region stored in the cost view's order
     est: Estimate
     overhead: float
+    slowdown: float = 0.0  # predicted instruction overhead, percent of the original's
     _plateau: Optional[tuple[int, int]] = None
 
     @property
@@ -332,6 +336,8 @@ class _Search:
     parts: Sequence[int]
     say: Progress
     orig_macs: int
+    orig_instructions: int
+    max_slowdown: Optional[float] = None
     objective: str = "total"
     total_cap: Optional[int] = None
     host_cap: Optional[int] = None
@@ -411,11 +417,12 @@ class _Search:
                 continue  # a candidate a rewrite cannot express is skipped, never fatal
             p = price(view, m)
             ovh = 100.0 * (p.macs - self.orig_macs) / self.orig_macs
-            if ovh > self.max_overhead + 1e-9:
+            slow = 100.0 * (p.instructions - self.orig_instructions) / self.orig_instructions
+            if ovh > self.max_overhead + 1e-9 or (self.max_slowdown is not None and slow > self.max_slowdown + 1e-9):
                 continue
             m.main.operators = list(p.order)
             est = Estimate(p.head, p.tail, False, p.host_tail)
-            out.append(_Ranked(c, m, est, ovh))
+            out.append(_Ranked(c, m, est, ovh, slow))
             self.say(f"search {tag}: tried {self.tried} ({c.label(sg)}: ~{est.head:,} + {est.tail:,} B), "
                      f"best {best.head:,} + {best.tail:,} B")
         return out
@@ -442,7 +449,8 @@ class _Search:
             if self.out_of_work():
                 break
             ex = self.exact(r.model)
-            self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1))
+            self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1,
+                                           round(r.slowdown, 3)))
             if self.better(ex, cur) and (best is None or (self.score(ex), r.overhead)
                                          < (self.score(best[1]), best[0].overhead)):
                 best = (r, ex)
@@ -467,7 +475,7 @@ class _Search:
                 win = self.best_exact(nxt, cur, n_paths + depth)
                 if win is not None:
                     r2, ex = win
-                    done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead)]
+                    done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, r2.slowdown)]
                     if not best or self.score(ex) < self.score(best[-1].est):
                         best = done
                     # a cheap tail (a 32-bit target) lets short chains win; a longer one that
@@ -503,14 +511,14 @@ def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int) -> ChosenPath:
     custom = c.kind not in ("FDT", "FFMT")  # the FDT_PARTIAL custom-kernel end
     return ChosenPath("FDT" if custom else c.kind, list(c.ops), [sg.operators[i].type for i in c.ops], c.parts,
                       "custom-partial" if custom else c.end, getattr(c, "tiles", None), before, after,
-                      round(r.overhead, 3))
+                      round(r.overhead, 3), round(r.slowdown, 3))
 
 
 def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float] = None,
            progress: Optional[Progress] = None, allow_ffmt: bool = True,
            parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
            allow_custom_ops: bool = False, objective: str = "total", target: Target = SEARCH_TARGET,
-           effort: Effort = DEFAULT_EFFORT) -> SearchResult:
+           effort: Effort = DEFAULT_EFFORT, max_slowdown: Optional[float] = None) -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
 
     ``objective``: "total" (head + tail, the default) or "head" (the planned head, with the
@@ -518,7 +526,8 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
     ``target``: whose persistent tail the total prices (default :data:`SEARCH_TARGET`).
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
-    recomputes halos).  ``effort``: the work budget (candidates priced, candidates planned;
+    recomputes halos).  ``max_slowdown``: predicted extra instructions allowed, percent of the
+    original's (:mod:`fdt_tflm.catalog.instructions`; None: no limit).  ``effort``: the work budget (candidates priced, candidates planned;
     :mod:`fdt_tflm.effort`); the best so far is returned when it is spent, so the result
     never depends on the machine's speed or load.  ``time_budget``: deprecated, ignored.
     ``progress(msg)``: called with what is being tried.
@@ -534,8 +543,8 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
         raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()  # reported only; no decision depends on it
-    st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)), objective,
-                 target=target, effort=effort)
+    st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)),
+                 max(1, predict_instructions(model)), max_slowdown, objective, target=target, effort=effort)
     if len(model.subgraphs) != 1:
         base = estimate(model, exact=True, target=target, effort=effort)
         return SearchResult(model, [], [ParetoPoint(base.total, base.head, 0.0, 0)], base, base,
@@ -581,12 +590,17 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
 
 
 def pareto_front(points: Sequence[ParetoPoint], objective: str = "total") -> list[ParetoPoint]:
-    """Points not beaten on both the objective's arena (total, or head) and MAC overhead, by
-    increasing overhead."""
-    def arena(p: ParetoPoint) -> int:
-        return score(p, objective)[0]
+    """Points no other point beats in all of arena (the objective's: total, or head), MAC
+    overhead and predicted instruction overhead, by increasing MAC overhead."""
+    def cost(p: ParetoPoint) -> tuple:
+        return (score(p, objective)[0], p.mac_overhead_pct, p.instruction_overhead_pct)
+
+    def dominated(p: ParetoPoint) -> bool:
+        return any(all(a <= b for a, b in zip(cost(q), cost(p))) and cost(q) != cost(p) for q in points)
+
     front: list[ParetoPoint] = []
-    for p in sorted(points, key=lambda p: (p.mac_overhead_pct, arena(p), p.n_paths)):
-        if not front or arena(p) < arena(front[-1]):
+    for p in sorted(points, key=lambda p: (p.mac_overhead_pct, score(p, objective)[0], p.instruction_overhead_pct,
+                                           p.n_paths)):
+        if not dominated(p) and all(cost(p) != cost(q) for q in front):
             front.append(p)
     return front
