@@ -70,8 +70,9 @@ class Result:
                          f"({_pct(r.original_total_arena_bytes, r.total_arena_bytes)})")
         lines.append(f"  peak live bound {r.peak_live_bytes:,} B; planned {r.planned_bytes:,} B"
                      f"{' (optimal)' if r.optimal else ''}")
+        budget = "" if r.max_slowdown_pct is None else f"; slowdown budget {r.max_slowdown_pct:g} %"
         lines.append(f"  MACs {r.macs:,} (+{r.mac_overhead_pct:.2f} %); instructions {r.instructions:,} "
-                     f"({r.instruction_overhead_pct:+.2f} %, predicted)")
+                     f"({r.instruction_overhead_pct:+.2f} %, predicted{budget})")
         lines += [f"  {p.kind} x{p.parts}: {' -> '.join(p.ops)}" for p in r.paths]
         v = r.verified
         objective = f" (objective: {r.objective})" if "tile" in r.passes else ""
@@ -105,9 +106,32 @@ class Result:
                 f"{html.escape(_guard_line(r))}</div>")
 
     def plot(self, path: Union[str, os.PathLike, None] = None):
-        """Memory over time before and after, plus the arena layout; returns a matplotlib Figure."""
+        """Memory over time before and after, plus the arena layout; returns a matplotlib Figure
+        (also written to ``path``, atomically, if given)."""
         from .plot import plot_result
-        return plot_result(self, path)
+        return self._drawn(plot_result(self), path)
+
+    def plot_pareto(self, path: Union[str, os.PathLike, None] = None):
+        """The tiling search's Pareto front (arena vs MAC overhead and vs predicted instruction
+        overhead, the chosen point highlighted); returns a matplotlib Figure (also written to
+        ``path``, atomically, if given; the format follows its extension)."""
+        from .plot import plot_pareto
+        return self._drawn(plot_pareto(self.report), path)
+
+    def _drawn(self, fig, path: Union[str, os.PathLike, None]):
+        """Write ``fig`` to ``path`` whole or not at all, never over the input."""
+        if path is not None:
+            from .plot import figure_bytes
+            write_all({os.fspath(path): figure_bytes(fig, path)},
+                      protect=[self.source_path] if self.source_path else [])
+        return fig
+
+
+def check_slowdown(pct: Optional[float]) -> Optional[float]:
+    """``max_slowdown`` as given, if it is None or a percentage >= 0 (ValueError otherwise)."""
+    if pct is not None and not pct >= 0:  # `not >=`: NaN is refused too
+        raise ValueError(f"max_slowdown must be a percentage >= 0 or None, not {pct!r}")
+    return pct
 
 
 def _pct(a: Optional[int], b: Optional[int]) -> str:
@@ -134,7 +158,8 @@ def _guard_line(r: Report) -> str:
 def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None, max_overhead: float = 0.0,
              verify: bool = True, allow_custom_ops: bool = False, time_limit: float = 5.0,
              search_budget: float = 45.0, samples: int = 5, progress: Union[Progress, bool, None] = None,
-             litert: bool = True, objective: str = "total", effort: int = DEFAULT_LEVEL) -> Result:
+             litert: bool = True, objective: str = "total", effort: int = DEFAULT_LEVEL,
+             max_slowdown: Optional[float] = None) -> Result:
     """Optimise a TFLite model for TFLM.
 
     ``source``: a path, the model bytes or an IR Model.  ``passes``: any of tile, reorder,
@@ -145,14 +170,18 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     the same bytes on any machine (ValueError outside 1..5).  ``time_limit`` and
     ``search_budget`` (seconds) are deprecated and ignored.  ``objective``: what the tiling
     search minimises, "total" (TFLM head + persistent tail) or "head" (the activation arena,
-    with the total kept at or below what reorder + plan alone give).  If the result's head or
-    total would exceed the input's, fewer passes are applied (``report.guard`` says which and why).
+    with the total kept at or below what reorder + plan alone give).  ``max_slowdown``: the
+    tiling search's budget of predicted extra instructions per invoke, percent of the input's
+    (:mod:`fdt_tflm.catalog.instructions`; None: no limit; ValueError if negative).  If the
+    result's head or total would exceed the input's, fewer passes are applied
+    (``report.guard`` says which and why).
     """
     effort_budgets(effort)  # a bad level fails here, before any work
+    check_slowdown(max_slowdown)
     if progress is True or progress is None:
         progress = stderr_progress() if progress is None else (lambda m: print(m, file=sys.stderr))
     opts = Options(parse_passes(passes), max_overhead, verify, allow_custom_ops, time_limit, search_budget,
-                   samples, litert, objective, progress or None, effort=effort)
+                   samples, litert, objective, progress or None, effort=effort, max_slowdown=max_slowdown)
     out = run(source, opts)
     return Result(out.kept.candidate.model, out.kept.candidate.data, out.report, out.source.data,
                   out.kept.verified, out.source.path, out.source.model)

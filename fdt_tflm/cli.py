@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: tile,reorder,plan)")
     o.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT",
                    help="MAC overhead budget for spatial tiling in percent (default 0: no recomputation)")
+    o.add_argument("--max-slowdown", type=_percent, default=None, metavar="PCT",
+                   help="budget of predicted extra instructions per invoke for tiling, in percent of the "
+                        "input's (default: no limit)")
     o.add_argument("--objective", choices=OBJECTIVES, default="total",
                    help="what the tiling search minimises: TFLM's total arena, head + persistent tail "
                         "(default), or the head alone, keeping the total at or below what reorder+plan give")
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deprecated, accepted and ignored (see --effort)")
     o.add_argument("--samples", type=int, default=5, help="random inputs used for verification")
     o.add_argument("--plot", metavar="PNG", help="memory over time before/after")
+    o.add_argument("--plot-pareto", metavar="PNG", help="the tiling search's Pareto front: arena vs MAC and "
+                   "predicted instruction overhead")
     _add_firmware_args(o)
 
     v = sub.add_parser("verify", help="compare two models in TFLM and LiteRT; print both arenas")
@@ -80,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _percent(text: str) -> float:
+    """A budget in percent: a number >= 0 (argparse turns the error into one line, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, not {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a percentage >= 0, not {text}")
+    return value
+
+
 def _add_firmware_args(parser: argparse.ArgumentParser) -> None:
     try:
         from .firmware.cli import add_emit_arguments
@@ -93,7 +109,8 @@ def _optimize_for_firmware(model_path: str, args: argparse.Namespace):
     return optimize(model_path, passes=getattr(args, "passes", None), max_overhead=getattr(args, "max_overhead", 0.0),
                     verify=not getattr(args, "no_verify", False),
                     allow_custom_ops=getattr(args, "allow_custom_ops", False),
-                    objective=getattr(args, "objective", "total"), effort=getattr(args, "effort", 2))
+                    objective=getattr(args, "objective", "total"), effort=getattr(args, "effort", 2),
+                    max_slowdown=getattr(args, "max_slowdown", None))
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -123,10 +140,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .io.atomic import write_all
     out = args.output or default_output(args.model)
     report_path = args.json if args.json and args.json != "-" else None
-    _check_outputs([out, report_path, args.plot], args.model, args.plot)  # before the long run
+    _check_outputs([out, report_path, args.plot, args.plot_pareto], args.model, args.plot,
+                   args.plot_pareto)  # before the long run
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
                    allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
-                   objective=args.objective, search_budget=args.search_budget, effort=args.effort)
+                   objective=args.objective, search_budget=args.search_budget, effort=args.effort,
+                   max_slowdown=args.max_slowdown)
     if res.verified is False:
         raise VerificationError("refusing to write a model that failed verification")
     files, emitted = _staged_outputs(res, args, out, report_path)
@@ -155,17 +174,20 @@ def _staged_outputs(res: "Result", args: argparse.Namespace, out: str,
         files.update(c_files)
     if args.plot:
         files[args.plot] = _drawn(res.plot, args.plot)
+    if args.plot_pareto:
+        files[args.plot_pareto] = _drawn(res.plot_pareto, args.plot_pareto)
     if report_path:
         files[report_path] = (res.to_json() + "\n").encode()
     return files, emitted
 
 
-def _check_outputs(targets: Sequence[Optional[str]], model: str, plot: Optional[str]) -> None:
+def _check_outputs(targets: Sequence[Optional[str]], model: str, *plots: Optional[str]) -> None:
     """Refuse, before any work, outputs that name the input or a plot format matplotlib lacks."""
     from .io.atomic import refuse_overwrite
     refuse_overwrite([t for t in targets if t], [model])
-    if plot:
-        _plot_format(plot)
+    for plot in plots:
+        if plot:
+            _plot_format(plot)
 
 
 def _plot_format(target: str) -> str:

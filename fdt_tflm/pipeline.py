@@ -52,6 +52,7 @@ class Options:
     objective: str = "total"
     progress: Optional[Progress] = None
     effort: int = DEFAULT_LEVEL  # 1..5: work budgets (counts, not seconds), see fdt_tflm.effort
+    max_slowdown: Optional[float] = None  # predicted extra instructions allowed, % of the input's; None: no limit
 
     def say(self, msg: str) -> None:
         if self.progress:
@@ -228,15 +229,17 @@ def read_back(model: Model, data: bytes) -> Model:
 def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tuple[ParetoEntry, ...]]:
     """The tiling search.  Above 0 % MAC budget the zero-overhead search runs first and the
     better of the two is kept: the greedy search can be led somewhere worse by a recomputing
-    first step, and a larger budget must never do worse.  Each gets the ``effort`` budgets."""
+    first step, and a larger budget must never do worse.  Each gets the ``effort`` budgets and
+    the ``max_slowdown`` budget (FDT costs instructions too, so the zero-MAC search needs it)."""
     from .tiling.search import score, search
     kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, objective=opts.objective,
-              effort=opts.budgets)
+              effort=opts.budgets, max_slowdown=opts.max_slowdown)
     zero = search(model, max_overhead=0.0, **kw) if opts.max_overhead > 0 else None
     sr = search(model, max_overhead=opts.max_overhead, **kw)
     if zero is not None and score(zero.final, opts.objective) <= score(sr.final, opts.objective):
         sr = zero
-    pareto = tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct, p.n_paths) for p in sr.pareto)
+    pareto = tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct, p.n_paths, p.instruction_overhead_pct)
+                   for p in sr.pareto)
     return sr.model, tuple(_path_entry(p) for p in sr.paths), pareto
 
 
@@ -388,7 +391,8 @@ def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunRes
     orig_macs, macs = graph_macs(src.model.main), graph_macs(cand.model.main)
     return Report(
         model=src.label, passes=list(cand.passes), requested_passes=list(opts.passes), objective=opts.objective,
-        max_overhead_pct=opts.max_overhead, **_input_facts(src, ref), original_macs=orig_macs,
+        max_overhead_pct=opts.max_overhead, max_slowdown_pct=opts.max_slowdown, **_input_facts(src, ref),
+        original_macs=orig_macs,
         **_arena_facts(kept), **_plan_facts(cand),
         macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
         **_instruction_facts(src.model, cand.model),
@@ -438,7 +442,7 @@ def _path_entry(p) -> PathEntry:
     ops = [f"{i}:{t}" for i, t in zip(p.ops, p.op_types)] if len(p.op_types) == len(p.ops) else [str(i) for i in p.ops]
     tiles = None if p.tiles is None else [list(a) if isinstance(a, tuple) else a for a in p.tiles]
     return PathEntry(p.kind, ops, list(p.op_types), int(p.parts), p.end, tiles, int(p.total_before),
-                     int(p.total_after), float(p.mac_overhead_pct))
+                     int(p.total_after), float(p.mac_overhead_pct), float(p.instruction_overhead_pct))
 
 
 def _mismatch_note(verification: Optional[dict]) -> str:

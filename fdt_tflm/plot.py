@@ -10,6 +10,7 @@ from .memory.lifetimes import lifetimes, live_bytes_per_scope
 
 if TYPE_CHECKING:
     from .api import Result
+    from .report import ParetoEntry, Report
 
 
 def _plt():
@@ -74,6 +75,19 @@ def plot_result(res: "Result", path: Optional[Union[str, os.PathLike]] = None):
     return fig
 
 
+def figure_bytes(fig, path: Union[str, os.PathLike]) -> bytes:
+    """The figure rendered in the format ``path`` names (PNG without an extension), so that
+    callers can write it atomically beside the other outputs."""
+    import io
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=fmt, dpi=110)
+    except ValueError as e:  # matplotlib: unknown format
+        raise FdtError(f"{os.fspath(path)}: cannot draw a .{fmt} file ({e})") from None
+    return buf.getvalue()
+
+
 def _headline(res: "Result") -> str:
     """The report's numbers: measured by TFLM where it ran the model (the panels are predictions)."""
     r = res.report
@@ -81,3 +95,55 @@ def _headline(res: "Result") -> str:
     total = (f", total {r.original_total_arena_bytes:,} -> {r.total_arena_bytes:,} B"
              if r.total_arena_bytes is not None and r.original_total_arena_bytes is not None else "")
     return f"{r.model}: head {r.original_arena_bytes:,} -> {r.arena_bytes:,} B{total} ({basis})"
+
+
+def plot_pareto(report: "Report"):
+    """The tiling search's Pareto front: arena on the objective against MAC overhead and
+    against predicted instruction overhead, so the cost of each byte saved is visible in both
+    currencies; the chosen point is highlighted, the budgets drawn as dashed lines."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    _front_panel(axes[0], report, "mac_overhead_pct", "MAC overhead (%)", report.max_overhead_pct)
+    _front_panel(axes[1], report, "instruction_overhead_pct", "instruction overhead (%, predicted)",
+                 report.max_slowdown_pct)
+    axes[0].set_ylabel(f"estimated {report.objective} arena (bytes)")
+    fig.suptitle(f"{report.model}: tiling search front on the {report.objective} objective"
+                 + ("" if report.pareto else " (no tiling search in the kept model)"))
+    fig.tight_layout()
+    return fig
+
+
+def _front_panel(ax, report: "Report", key: str, label: str, budget: Optional[float]) -> None:
+    """One panel: the front's points (gid "pareto"), the chosen one ("chosen"), the budget."""
+    if report.pareto:
+        ax.scatter([getattr(p, key) for p in report.pareto], [_arena(p, report.objective) for p in report.pareto],
+                   color="#4c72b0", gid="pareto", label=f"Pareto front ({len(report.pareto)} points)")
+    chosen = chosen_point(report)
+    if chosen is not None:
+        ax.scatter([getattr(chosen, key)], [_arena(chosen, report.objective)], s=140, facecolor="none",
+                   edgecolor="#c44e52", linewidth=2, gid="chosen", label=f"chosen ({chosen.n_paths} rewrites)")
+    if budget is not None:
+        ax.axvline(budget, color="grey", linestyle="--", label=f"budget {budget:g} %")
+    ax.set_xlabel(label)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right")
+
+
+def _arena(p: "ParetoEntry", objective: str) -> int:
+    return p.head if objective == "head" else p.total
+
+
+def chosen_point(report: "Report") -> Optional["ParetoEntry"]:
+    """The front's point the search ended on: as many rewrites as the report's paths, at the
+    last path's overheads and estimated total (the start, with no paths); None if it is not
+    on the front (another point is as good in every coordinate)."""
+    last = report.paths[-1] if report.paths else None
+    for p in report.pareto:
+        if last is None:
+            if p.n_paths == 0:
+                return p
+        elif (p.n_paths, p.total) == (len(report.paths), last.total_after) \
+                and abs(p.mac_overhead_pct - last.mac_overhead_pct) < 1e-6 \
+                and abs(p.instruction_overhead_pct - last.instruction_overhead_pct) < 1e-6:
+            return p
+    return None

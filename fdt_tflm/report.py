@@ -38,16 +38,19 @@ class PathEntry:
     total_before: int
     total_after: int
     mac_overhead_pct: float
+    instruction_overhead_pct: float  # cumulative, predicted (catalog.instructions), vs the original
 
 
 @dataclass(frozen=True)
 class ParetoEntry:
-    """A point the search evaluated that no other beats on both arena and MAC overhead."""
+    """A point the search evaluated that no other beats on all of arena (the objective's),
+    MAC overhead and predicted instruction overhead."""
 
     total: int
     head: int
     mac_overhead_pct: float
     n_paths: int
+    instruction_overhead_pct: float
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Report:
     requested_passes: list[str]
     objective: str
     max_overhead_pct: float
+    max_slowdown_pct: Optional[float]  # the predicted-instruction budget the search was given; None: no limit
     original_arena_bytes: int
     original_total_arena_bytes: Optional[int]
     original_peak_live_bytes: int

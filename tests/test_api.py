@@ -49,6 +49,11 @@ def test_result_outputs(radar_result, tmp_path):
     fig = res.plot(png)
     assert png.read_bytes()[:4] == b"\x89PNG" and len(fig.axes) >= 3
     assert f"{res.report.original_arena_bytes:,} -> {res.report.arena_bytes:,} B" in fig.get_suptitle()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temp file left"
+    # no tile pass: no front to draw, no slowdown budget to mention
+    assert res.report.pareto == [] and res.report.max_slowdown_pct is None and "slowdown budget" not in text
+    front = res.plot_pareto()
+    assert "no tiling search" in front.get_suptitle() and all(not ax.collections for ax in front.axes)
 
 
 def test_optimize_accepts_bytes_and_ir_and_is_deterministic():

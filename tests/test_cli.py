@@ -81,6 +81,40 @@ def test_optimize_passes_search_options_to_the_api(tmp_path, optimize_calls):
         == ("head", 30.0, 12.0)
 
 
+@pytest.mark.parametrize("value", ["-1", "-0.5", "nan", "fast"])
+def test_a_bad_slowdown_budget_is_one_line_and_exit_2(tmp_path, value):
+    out = tmp_path / "o.tflite"
+    r = cli("optimize", str(PROJECT_MODELS / "kws.tflite"), "-o", str(out), f"--max-slowdown={value}")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--max-slowdown" in lines[0] and "percentage" in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_optimize_passes_the_slowdown_budget_to_the_api(tmp_path, optimize_calls):
+    from fdt_tflm.cli import main
+    kws = str(PROJECT_MODELS / "kws.tflite")
+    assert main(["optimize", kws, "-o", str(tmp_path / "o.tflite"), "--max-slowdown", "2.5"]) == 2
+    assert optimize_calls["max_slowdown"] == 2.5
+    assert main(["optimize", kws, "-o", str(tmp_path / "o.tflite")]) == 2
+    assert optimize_calls["max_slowdown"] is None
+
+
+def test_optimize_plot_pareto_writes_the_front(tmp_path):
+    """radar, channel splits only: one point per rewrite count on the front, drawn as a PNG."""
+    png, rep = tmp_path / "front.png", tmp_path / "r.json"
+    r = cli("optimize", str(PROJECT_MODELS / "radar.tflite"), "-o", str(tmp_path / "o.tflite"), "--no-verify",
+            "--max-slowdown", "0.3", "--plot-pareto", str(png), "--json", str(rep))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    d = json.loads(rep.read_text())
+    assert d["max_slowdown_pct"] == 0.3 and d["paths"] and d["instruction_overhead_pct"] <= 0.3
+    assert "slowdown budget 0.3 %" in r.stdout
+    r = cli("optimize", str(PROJECT_MODELS / "radar.tflite"), "-o", str(tmp_path / "p.tflite"),
+            "--plot-pareto", str(tmp_path / "front.tflite"))
+    assert r.returncode == 2 and "cannot draw a .tflite file" in r.stderr and not (tmp_path / "p.tflite").exists()
+
+
 def test_optimize_never_overwrites_the_input(tmp_path):
     model = tmp_path / "kws.tflite"
     model.write_bytes((PROJECT_MODELS / "kws.tflite").read_bytes())

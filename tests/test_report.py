@@ -78,7 +78,7 @@ def test_unverified_and_custom_op_reports_validate():
     assert r.verified is None and r.verified_by is None and r.total_arena_bytes is None and r.guard.measured is False
     v.validate(r.to_dict())
     tiled = dataclasses.replace(r, paths=[PathEntry("FFMT", ["0:CONV_2D"], ["CONV_2D"], 6, "concat", [2, (1, 2, 1)],
-                                                    900, 800, 1.5)])
+                                                    900, 800, 1.5, 4.25)])
     d = tiled.to_dict()
     assert d["paths"][0]["tiles"] == [2, [1, 2, 1]]
     v.validate(d)
