@@ -173,8 +173,10 @@ def _hoist_orders(region: Sequence[Operator], produced: set[int]) -> list[list[O
     return orders
 
 
-def price(v: View, cand: Model) -> Priced:
-    """The candidate's estimated head (peak live bytes), tails and MACs, as a change to ``v``."""
+def price(v: View, cand: Model, instructions: bool = True) -> Priced:
+    """The candidate's estimated head (peak live bytes), tails, MACs and (unless not
+    ``instructions``: -1, the instruction model is the dearest part) instructions, as a change
+    to ``v``."""
     cur, sg = v.model.main, cand.main
     new_ids = {id(op) for op in sg.operators}
     new_ops = [op for op in sg.operators if id(op) not in v.scope]
@@ -198,9 +200,10 @@ def price(v: View, cand: Model) -> Priced:
             best = (peak, window)
     outside = max([x for s, x in enumerate(v.live) if s < a or s > b] or [0])
     order = _with_window(sg.operators, best[1], between, {id(op) for op in new_ops})
+    n_instr = -1 if not instructions else v.instructions + sum(op_instructions(op) for op in new_ops) \
+        - sum(op_instructions(op) for op in old_ops)
     return Priced(max(outside, best[0]), *_tails(v, cand, old_ops, new_ops), _macs(v, old_ops, new_ops),
-                  v.instructions + sum(op_instructions(op) for op in new_ops) - sum(op_instructions(op) for op in old_ops),
-                  tuple(order))
+                  n_instr, tuple(order))
 
 
 def _in_place(ops: Sequence[Operator], region: Sequence[Operator], between: set[int], new: set[int]) -> list[Operator]:
@@ -210,7 +213,8 @@ def _in_place(ops: Sequence[Operator], region: Sequence[Operator], between: set[
     return [next(it) if id(op) in new else op for op in ops if id(op) in new or id(op) in between]
 
 
-def _with_window(ops: Sequence[Operator], window: Sequence[Operator], between: set[int], new: set[int]) -> list[Operator]:
+def _with_window(ops: Sequence[Operator], window: Sequence[Operator], between: set[int],
+                 new: set[int]) -> list[Operator]:
     it = iter(window)
     return [next(it) if id(op) in new or id(op) in between else op for op in ops]
 

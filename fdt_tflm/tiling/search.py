@@ -40,7 +40,7 @@ from ..target import CORTEX_M4, HOST, Target
 from . import OBJECTIVES
 from .costview import View, price
 from .fdt import apply_fdt
-from .ffmt import Tiles, apply_ffmt, ffmt_candidates, tile_counts
+from .ffmt import DEFAULT_TILE_OPTIONS, Tiles, apply_ffmt, ffmt_candidates, tile_counts
 from .partial import model_macs, partial_candidates
 from .paths import analyze_path, candidate_paths, max_concat_parts
 
@@ -52,6 +52,7 @@ EXACT_PER_ROUND = 4  # candidates per round that get the full scheduler and plan
 MAX_ROUNDS = 12
 LOOKAHEAD = 3  # plateau-flattening rewrites followed up when no single rewrite helps
 LOOKAHEAD_DEPTH = 3  # rewrites applied together at most
+HEAD_LOOKAHEAD = 2  # head objective: fewer chains followed (its rounds are large: spatial tilings)
 # Head objective: spatial tilings are ranked on the region order the cost view finds, which
 # can still lie a few KB above what the scheduler reaches on the whole graph; so the best few
 # whose cheap head beats the current one get the full scheduler and planner too, and pass the
@@ -60,6 +61,9 @@ FFMT_CAP_SLACK = 4096
 FFMT_EXACT_PER_ROUND = 4
 FFMT_CHAINS_PER_ROUND = 6  # sub-chains whose every tiling is priced (after one representative each)
 REPRESENTATIVE_TILES = 9
+# Tilings tried per sub-chain: ffmt's defaults (up to 4x4) and finer grids for ImageNet-size
+# stems (MobileNetV2-224's 112x112 maps need about 5x5 to 6x6 patches, as in MCUNetV2).
+SEARCH_TILE_OPTIONS: tuple[tuple[int, int], ...] = DEFAULT_TILE_OPTIONS + ((5, 5), (6, 6))
 FFMT_MAX_LEN = 16  # longest spatial sub-chain (MobileNetV2's stem to its 28x28 stage is 15 ops)
 MIN_HEAD_GAIN_PCT = 1  # head objective: a rewrite that grows the total must cut the head by this much
 # Whose tail the search prices: the default firmware target (emit-c / firmware size for it).
@@ -93,7 +97,6 @@ class Estimate:
 # pass then gives the chosen model the full effort, which can only lower its head.
 SEARCH_SCHEDULE_STATES = 20_000
 SEARCH_PLAN_MOVES = 60
-SCHEDULE_CANDIDATES = False  # the cost view's region order is kept; the reorder pass reschedules the winner
 
 
 def _search_effort(effort: Effort) -> Effort:
@@ -263,7 +266,8 @@ def _ffmt_candidates(model: Model, seeds: Sequence[int], orig_macs: int, cur_mac
     seedset = set(seeds)
     out = []
     try:  # unplanned: the cost view prices MACs of the ones tried (over budget: dropped there)
-        cands = ffmt_candidates(model, ramps=ramps, touching=seedset, max_len=FFMT_MAX_LEN, planned=False)
+        cands = ffmt_candidates(model, SEARCH_TILE_OPTIONS, max_len=FFMT_MAX_LEN, ramps=ramps, touching=seedset,
+                                planned=False)
     except FdtError:
         return []
     for c in cands:
@@ -291,7 +295,7 @@ class _Ranked:
     model: Model  # a fork of the round's model, its region stored in the cost view's order
     est: Estimate
     overhead: float
-    slowdown: float = 0.0  # predicted instruction overhead, percent of the original's
+    slowdown: Optional[float] = None  # predicted instruction overhead, % of the original's (see _Search.slow)
     _plateau: Optional[tuple[int, int]] = None
 
     @property
@@ -389,16 +393,17 @@ class _Search:
                 chains.setdefault(c.ops, []).append(c)
         return cands, chains
 
-    def rank(self, current: Model, best: Estimate, tag: str) -> list[_Ranked]:
+    def rank(self, current: Model, best: Estimate, tag: str, expand: bool = True) -> list[_Ranked]:
         """Every candidate grown from the peak of ``current``, priced as a change to it.  Spatial
         tilings in two steps: each sub-chain with one representative tiling, then every tiling
-        of the FFMT_CHAINS_PER_ROUND sub-chains whose representative did best."""
+        of the FFMT_CHAINS_PER_ROUND sub-chains whose representative did best (unless not
+        ``expand``: the head objective's lookahead, which only looks for a peak to flatten)."""
         view = View.of(current, self.target)
         direct, chains = self.candidates(current)
         reps = {ops: _representative(cs) for ops, cs in chains.items()}
         out = self._price(view, current, direct + list(reps.values()), tag, best)
         first = sorted((r for r in out if r.cand.kind == "FFMT"), key=lambda r: r.key(self.objective))
-        top = list(dict.fromkeys(r.cand.ops for r in first))[:FFMT_CHAINS_PER_ROUND]
+        top = list(dict.fromkeys(r.cand.ops for r in first))[:FFMT_CHAINS_PER_ROUND if expand else 0]
         out += self._price(view, current, [c for ops in top for c in chains[ops] if c != reps[ops]], tag, best)
         out.sort(key=lambda r: r.key(self.objective))
         return out
@@ -415,10 +420,11 @@ class _Search:
                 m = c.apply(current)
             except (FdtError, ValueError, IndexError, KeyError, TypeError):
                 continue  # a candidate a rewrite cannot express is skipped, never fatal
-            p = price(view, m)
+            p = price(view, m, instructions=self.max_slowdown is not None)
             ovh = 100.0 * (p.macs - self.orig_macs) / self.orig_macs
-            slow = 100.0 * (p.instructions - self.orig_instructions) / self.orig_instructions
-            if ovh > self.max_overhead + 1e-9 or (self.max_slowdown is not None and slow > self.max_slowdown + 1e-9):
+            slow = None if p.instructions < 0 else \
+                100.0 * (p.instructions - self.orig_instructions) / self.orig_instructions
+            if ovh > self.max_overhead + 1e-9 or (slow is not None and slow > self.max_slowdown + 1e-9):
                 continue
             m.main.operators = list(p.order)
             est = Estimate(p.head, p.tail, False, p.host_tail)
@@ -427,10 +433,21 @@ class _Search:
                      f"best {best.head:,} + {best.tail:,} B")
         return out
 
-    def exact(self, m: Model) -> Estimate:
+    def slow(self, r: _Ranked) -> float:
+        """A ranked candidate's predicted instruction overhead, computed when first asked (only
+        planned candidates need it unless a slowdown budget is set)."""
+        if r.slowdown is None:
+            r.slowdown = 100.0 * (predict_instructions(r.model) - self.orig_instructions) / self.orig_instructions
+        return r.slowdown
+
+    def exact(self, m: Model, kind: str) -> Estimate:
+        """The full estimate of one candidate.  Spatial tilings keep the region order the cost
+        view found (their many independent tile chains make the scheduler's search wide, and the
+        reorder pass reschedules the winner anyway); other rewrites are rescheduled, since where
+        other branches run beside the split matters (radar's three branches)."""
         self.exact_done += 1
         return estimate(m, exact=True, keep_order=True, target=self.target, effort=self.effort,
-                        schedule=SCHEDULE_CANDIDATES)
+                        schedule=kind != "FFMT")
 
     def best_exact(self, ranked: Sequence[_Ranked], cur: Estimate, n_paths: int) -> Optional[tuple[_Ranked, Estimate]]:
         """The best of the top cheap candidates under the full planner, if it beats ``cur``.
@@ -448,9 +465,9 @@ class _Search:
         for r in top + [f for f in head_ffmt if all(f is not t for t in top)]:
             if self.out_of_work():
                 break
-            ex = self.exact(r.model)
+            ex = self.exact(r.model, r.cand.kind)
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1,
-                                           round(r.slowdown, 3)))
+                                           round(self.slow(r), 3)))
             if self.better(ex, cur) and (best is None or (self.score(ex), r.overhead)
                                          < (self.score(best[1]), best[0].overhead)):
                 best = (r, ex)
@@ -466,16 +483,22 @@ class _Search:
         obj = self.objective
         firsts = sorted((r for r in ranked if r.plateau < here), key=lambda r: (r.plateau, r.key(obj)))
         best: list[_Ranked] = []
-        for r1 in firsts[:LOOKAHEAD]:
+        for r1 in firsts[:LOOKAHEAD if obj == "total" else HEAD_LOOKAHEAD]:
             chain = [r1]
             for depth in range(1, LOOKAHEAD_DEPTH):
                 if self.out_of_work():
                     break
-                nxt = self.rank(chain[-1].model, cur, f"{tag} lookahead {depth}")
+                # the chain so far may already win once scheduled and planned (its cheap
+                # estimate, on the stored order, is what kept it out of the round's top few)
+                ex = self.exact(chain[-1].model, chain[-1].cand.kind)
+                if self.better(ex, cur) and (not best or self.score(ex) < self.score(best[-1].est)):
+                    best = chain[:-1] + [_Ranked(chain[-1].cand, chain[-1].model, ex, chain[-1].overhead,
+                                                 self.slow(chain[-1]))]
+                nxt = self.rank(chain[-1].model, cur, f"{tag} lookahead {depth}", expand=obj == "total")
                 win = self.best_exact(nxt, cur, n_paths + depth)
                 if win is not None:
                     r2, ex = win
-                    done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, r2.slowdown)]
+                    done = chain + [_Ranked(r2.cand, r2.model, ex, r2.overhead, self.slow(r2))]
                     if not best or self.score(ex) < self.score(best[-1].est):
                         best = done
                     # a cheap tail (a 32-bit target) lets short chains win; a longer one that
@@ -506,12 +529,12 @@ def _representative(cands: Sequence[Candidate]) -> Candidate:
     return max(fit, key=lambda c: c.parts) if fit else cands[0]
 
 
-def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int) -> ChosenPath:
+def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int, slow: float) -> ChosenPath:
     c = r.cand
     custom = c.kind not in ("FDT", "FFMT")  # the FDT_PARTIAL custom-kernel end
     return ChosenPath("FDT" if custom else c.kind, list(c.ops), [sg.operators[i].type for i in c.ops], c.parts,
                       "custom-partial" if custom else c.end, getattr(c, "tiles", None), before, after,
-                      round(r.overhead, 3), round(r.slowdown, 3))
+                      round(r.overhead, 3), round(slow, 3))
 
 
 def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float] = None,
@@ -527,7 +550,8 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
     recomputes halos).  ``max_slowdown``: predicted extra instructions allowed, percent of the
-    original's (:mod:`fdt_tflm.catalog.instructions`; None: no limit).  ``effort``: the work budget (candidates priced, candidates planned;
+    original's (:mod:`fdt_tflm.catalog.instructions`; None: no limit).  ``effort``: the work
+    budget (candidates priced, candidates planned;
     :mod:`fdt_tflm.effort`); the best so far is returned when it is spent, so the result
     never depends on the machine's speed or load.  ``time_budget``: deprecated, ignored.
     ``progress(msg)``: called with what is being tried.
@@ -566,7 +590,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
         best = st.best_exact(ranked, cur, len(chosen))
         if best is not None:
             r, ex = best
-            chosen.append(_chosen(r, sg, cur.total, ex.total))
+            chosen.append(_chosen(r, sg, cur.total, ex.total, st.slow(r)))
             say(f"search: applied {r.cand.label(sg)}: total {cur.total:,} -> {ex.total:,} B "
                 f"(head {cur.head:,} -> {ex.head:,} B)")
             current, cur = r.model, ex
@@ -579,7 +603,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
         for k, r in enumerate(steps):
             ex_k = estimate(r.model, exact=True, target=target, effort=effort) if k < len(steps) - 1 \
                 else steps[-1].est
-            chosen.append(_chosen(r, model_before.main, before, ex_k.total))
+            chosen.append(_chosen(r, model_before.main, before, ex_k.total, st.slow(r)))
             before, model_before = ex_k.total, r.model
         say(f"search: applied {len(steps)} rewrites together: total {cur.total:,} -> {steps[-1].est.total:,} B")
         current, cur = steps[-1].model, steps[-1].est
