@@ -192,3 +192,48 @@ def test_run_instructions_come_from_the_instruction_catalog():
     m = _mac_net()
     counts = [run_instructions(op) for op in m.main.operators]
     assert counts == [op_instructions(op) for op in m.main.operators] and all(n > 0 for n in counts)
+
+
+TILING = Path(__file__).resolve().parents[1] / "fdt_tflm" / "tiling"
+
+
+def _op_type_literals(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every string/bytes constant, docstrings excluded, that is a catalog op type."""
+    import ast
+
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str)}
+    hits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and id(node) not in docstrings:
+            text = node.value.decode(errors="replace") if isinstance(node.value, bytes) else node.value
+            if text in CATALOG:
+                hits.append((node.lineno, text))
+    return sorted(hits)
+
+
+def test_the_op_type_scan_finds_literals_but_not_docstrings():
+    src = '"""Splits CONV_2D."""\ndef f(op):\n    """ADD."""\n    return op.type == "CONV_2D" or op.code == b"FDT_PARTIAL" or "CONV_2D x"\n'
+    assert _op_type_literals(src) == [(4, "CONV_2D"), (4, "FDT_PARTIAL")]
+
+
+def test_no_tiling_pass_names_an_op_type():
+    """Issue #11: the passes ask the catalog (``info``, ``CREATED``); none spells an op type."""
+    files = sorted(TILING.glob("*.py"))
+    assert len(files) >= 6
+    found = {f.name: hits for f in files if (hits := _op_type_literals(f.read_text()))}
+    assert found == {}
+
+
+def test_copy_versions_of_the_ops_fdt_creates():
+    """TFLite's op_version.cc: CONCATENATION is version 2 on int8 and 3 on int16, STRIDED_SLICE 2
+    on int8; float copies are version 1."""
+    from fdt_tflm.ir.types import DTYPE_CODES
+    from fdt_tflm.tiling.fdt import copy_version
+
+    int8, int16, f32 = (DTYPE_CODES[n] for n in ("INT8", "INT16", "FLOAT32"))
+    assert [copy_version(CREATED.join, d) for d in (int8, int16, f32)] == [2, 3, 1]
+    assert [copy_version(CREATED.channel_slice, d) for d in (int8, f32)] == [2, 1]

@@ -14,10 +14,10 @@ from dataclasses import dataclass, fields
 from typing import Mapping, Optional
 
 from ..ir.graph import Model, Operator
+from .ops import info
 
 # What a kernel's loops run over (see ``op_counts``).
 FEATURES: tuple[str, ...] = ("invoke", "macs", "taps", "vtaps", "outputs", "pixels", "rows", "inputs", "runs")
-WINDOW_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
 _PADDING_SAME = 0  # tflite Padding enum
 
 
@@ -135,7 +135,7 @@ def op_counts(op: Operator) -> OpCounts:
     inputs = sum(_elements(t.shape) for t in op.inputs if t is not None and not t.is_constant)
     from ..ir.macs import op_macs  # the MAC formulas ask the op catalog, which re-exports this module
     macs, taps, vtaps, pixels = op_macs(op), 0, 0, 0
-    if op.type in WINDOW_OPS and out is not None and len(out.shape) == 4:
+    if info(op).spatial.kind == "window" and out is not None and len(out.shape) == 4:
         try:
             (kh, vh), (kw, vw) = _window_geometry(op, 1), _window_geometry(op, 2)
         except (TypeError, ValueError, IndexError, AttributeError):

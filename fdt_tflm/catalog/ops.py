@@ -129,6 +129,10 @@ class OpInfo:
     custom: bool = False  # a custom op (matched on its custom code, never on a builtin name)
     shape_option: Optional[str] = None  # the builtin option repeating ``roles.shape`` (RESHAPE: NewShape)
     int8_version: int = 1  # OperatorCode version the rewrites give an int8 copy of this op they create
+    # ... and an int16 copy (FDT's channel slices and joins; TFLite's op_version.cc gives int16
+    # CONCATENATION version 3; STRIDED_SLICE keeps the 3 the rewrite always wrote, a version
+    # every LiteRT/TFLM resolver registers)
+    int16_version: int = 1
     note: str = ""
 
     @property
@@ -209,10 +213,10 @@ _ENTRIES: tuple[OpInfo, ...] = (
     OpInfo("SQUEEZE", tileable=True, channel=_LAST_AXIS_KEPT, macs=MacKind.COPY, layout_only=True,
            scratch=_NO_SCRATCH, note="only when the last axis is kept"),
     OpInfo("CONCATENATION", Roles(variadic=True), True, ChannelSplit(max_inputs=10), macs=MacKind.COPY,
-           scratch=_NO_SCRATCH, int8_version=2,
+           scratch=_NO_SCRATCH, int8_version=2, int16_version=3,
            note="ends a channel path along the last axis; TFLM's kernel takes at most 10 inputs (kMaxInputNum)"),
     OpInfo("SLICE", macs=MacKind.COPY, scratch=_NO_SCRATCH, int8_version=2),
-    OpInfo("STRIDED_SLICE", macs=MacKind.COPY, scratch=_NO_SCRATCH, int8_version=2),
+    OpInfo("STRIDED_SLICE", macs=MacKind.COPY, scratch=_NO_SCRATCH, int8_version=2, int16_version=3),
     OpInfo("SPLIT", Roles(ifm=(1,), ofm=()), macs=MacKind.COPY, scratch=_NO_SCRATCH, note="inputs: axis, input"),
     OpInfo("SPLIT_V", Roles(ofm=()), macs=MacKind.COPY, scratch=_NO_SCRATCH),
     OpInfo("EXPAND_DIMS", layout_only=True, scratch=_NO_SCRATCH),

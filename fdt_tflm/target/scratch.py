@@ -2,6 +2,7 @@
 its own kernel for the op, else the reference kernel's (:mod:`fdt_tflm.memory.scratch`)."""
 from __future__ import annotations
 
+from ..catalog.ops import ScratchKind, info
 from ..ir.graph import Operator, Subgraph
 from ..memory import scratch as reference
 from ..memory.lifetimes import Interval, align
@@ -16,7 +17,7 @@ def scratch_requests(op: Operator, target: Target) -> list[int]:
         r = cmsis_scratch(op, target.features)
         if r is not None:
             return r
-    if op.type == "ADD_N":  # one data pointer per input (add_n.cc)
+    if info(op).scratch == ScratchKind.ADD_N:  # one data pointer per input (add_n.cc)
         return [ABI_TABLES[target.abi].pointer * len([t for t in op.inputs if t is not None])]
     return reference.scratch_requests(op)
 

@@ -23,6 +23,8 @@ from ..ir.graph import Buffer, Model, Operator, Quantization, Tensor
 from ..errors import FdtError
 from ..ir.types import BUILTIN_CODES, DTYPE_CODES
 from ..ir.surgery import fork, replace_region
+from ..catalog.ops import CREATED, operand
+from ..catalog.ops import info as op_info  # ``info`` names a path here
 from .paths import CONCAT, PARTIAL, PathInfo, analyze_path, data_input_index, even_ranges, multiplier
 from .rules import rule
 
@@ -39,9 +41,11 @@ class FdtSpec:
     end: str = CONCAT
 
 
-def copy_version(dtype: int) -> int:
-    """OperatorCode version TFLite assigns copies (CONCATENATION/STRIDED_SLICE) of this dtype."""
-    return 3 if dtype == INT16 else 2 if dtype == INT8 else 1
+def copy_version(name: str, dtype: int) -> int:
+    """OperatorCode version of a copy op the rewrite creates (a channel slice, a join) on this
+    dtype: LiteRT refuses a model whose op versions are too low for its data (catalog)."""
+    known = op_info(name)
+    return known.int16_version if dtype == INT16 else known.int8_version if dtype == INT8 else 1
 
 
 def _slice_quant(q: Optional[Quantization], n_along: int, lo: int, hi: int) -> Optional[Quantization]:
@@ -160,12 +164,12 @@ class _Rewriter:
             c = op.inputs[k]
             if c.shape and c.shape[-1] == full and full > 1:
                 ins[k] = self.const_slice(c, len(c.shape) - 1, lo * m, hi * m)
-        if op.type == "RESHAPE" and len(ins) > 1 and ins[1] is not None:  # the part's own target shape
-            ins[1] = self.tensor(_int_const(out.shape, self.names(f"{out.name}/shape")))
+        known = op_info(op)
+        if operand(op, known.roles.shape) is not None:  # the part's own target shape (RESHAPE)
+            ins[known.roles.shape] = self.tensor(_int_const(out.shape, self.names(f"{out.name}/shape")))
         new = _clone(op, ins, [out])
-        if op.type == "RESHAPE":
-            if new.options is not None and "NewShape" in new.options.fields:
-                new.options.fields["NewShape"] = np.asarray(out.shape, dtype=np.int32)
+        if known.shape_option is not None and new.options is not None and known.shape_option in new.options.fields:
+            new.options.fields[known.shape_option] = np.asarray(out.shape, dtype=np.int32)
         self.new_ops.append(new)
         return new
 
@@ -190,7 +194,8 @@ class _Rewriter:
         begin = self.tensor(_int_const([0] * (rank - 1) + [lo], self.names(f"{y.name}/begin")))
         end = self.tensor(_int_const(list(x.shape[:-1]) + [hi], self.names(f"{y.name}/end")))
         strides = self.tensor(_int_const([1] * rank, self.names(f"{y.name}/strides")))
-        self.new_op("STRIDED_SLICE", [x, begin, end, strides], [y], copy_version(x.dtype))
+        name = CREATED.channel_slice
+        self.new_op(name, [x, begin, end, strides], [y], copy_version(name, x.dtype))
         return y
 
     # -- the whole path ---------------------------------------------------------------------
@@ -242,7 +247,7 @@ class _Rewriter:
                     acc = z_full if last else self.tensor(Tensor(
                         self.names(f"{z_full.name}/{self.tag}_acc{p}"), list(z_full.shape), z_full.dtype, Buffer(), None))
                     act = end_op.opt("FusedActivationFunction", 0) if last else 0
-                    self.new_op("ADD", [finals[-1], z], [acc], 1, FusedActivationFunction=act)
+                    self.new_op(CREATED.sum, [finals[-1], z], [acc], 1, FusedActivationFunction=act)
                     finals.append(acc)
                 else:
                     finals.append(z)
@@ -250,7 +255,7 @@ class _Rewriter:
                 finals.append(x)
         if info.end == CONCAT:
             y_full = body[-1].outputs[0]
-            self.new_op("CONCATENATION", finals, [y_full], copy_version(y_full.dtype),
+            self.new_op(CREATED.join, finals, [y_full], copy_version(CREATED.join, y_full.dtype),
                         Axis=len(y_full.shape) - 1, FusedActivationFunction=0)
 
 

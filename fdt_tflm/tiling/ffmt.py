@@ -35,6 +35,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from ..catalog.ops import CREATED, info
 from ..errors import FdtError
 from ..ir.builder import GraphBuilder, options
 from ..ir.graph import Model, Operator, OperatorCode, Subgraph, Tensor
@@ -45,10 +46,6 @@ from .rules import rule
 
 PADDING_SAME, PADDING_VALID = 0, 1  # tflite Padding enum
 H_AXIS, W_AXIS = 1, 2
-
-# Versions of the ops this pass creates, by whether they carry int8 data (LiteRT checks them).
-_NEW_OP_VERSION_INT8 = {"SLICE": 2, "STRIDED_SLICE": 2, "PAD": 2, "PADV2": 2, "CONCATENATION": 2}
-SLICE_OP = "SLICE"  # the op that copies a tile's input region out of a full feature map
 
 # One axis of a tiling: a number of near-equal tiles, or the explicit tile sizes (output
 # rows/columns of the chain's last op, in order).  ``Tiles`` = (H axis, W axis).
@@ -411,7 +408,7 @@ def _folds_into_next(sg: Subgraph, steps: list[Step], k: int, nxt: Optional[Tile
     of the input zero point, and PAD fills with it (its quantisation is kept): exact, and
     the padded copy never exists."""
     st = steps[k]
-    if st.kind != "pad" or nxt is None or sg.operators[st.index].type != "PAD":
+    if st.kind != "pad" or nxt is None or info(sg.operators[st.index]).name != CREATED.zero_pad:
         return False
     win = steps[k + 1]
     if win.kind != "window" or win.same or win.border != "zero_point" or nxt.same or any(nxt.pads):
@@ -481,9 +478,9 @@ def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
     last = ops[-1].outputs[0]
     if tw > 1:
         for sh in axis_spans(last.shape[H_AXIS], plan.tiles[0]):
-            res.append(cost("CONCATENATION", [last.shape[0], sh.size, *last.shape[2:]], last.dtype))
+            res.append(cost(CREATED.join, [last.shape[0], sh.size, *last.shape[2:]], last.dtype))
     if th > 1:
-        res.append(cost("CONCATENATION", list(last.shape), last.dtype))
+        res.append(cost(CREATED.join, list(last.shape), last.dtype))
     return res
 
 
@@ -498,20 +495,20 @@ def _planned_tile(steps: list[Step], per_op: list[TileStep], ops: list[Operator]
         n = out.shape[0]
         whole = tuple(data.shape[1:3]) if k == 0 else (per_op[k - 1].out_h.size, per_op[k - 1].out_w.size)
         if (ts.in_h.size, ts.in_w.size) != whole:  # the full map (first op) or the producer's tile
-            res.append(cost(SLICE_OP, _region_shape(n, ts.in_h, ts.in_w, data.shape[3]), data.dtype))
+            res.append(cost(CREATED.region_copy, _region_shape(n, ts.in_h, ts.in_w, data.shape[3]), data.dtype))
         if st.kind == "pointwise":
             for pos in _other_inputs_sliced(op, data, out, st.skips):
                 t = op.inputs[pos]
                 if t.is_activation and (ts.out_h.size, ts.out_w.size) != tuple(t.shape[1:3]):
-                    res.append(cost(SLICE_OP, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
+                    res.append(cost(CREATED.region_copy, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
             for pos, j in st.skips:
                 if (ts.out_h.size, ts.out_w.size) != (per_op[j].out_h.size, per_op[j].out_w.size):
                     t = op.inputs[pos]
-                    res.append(cost(SLICE_OP, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
+                    res.append(cost(CREATED.region_copy, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
         if st.kind == "window" and any(ts.pads) and not ts.same:
             padded = _region_shape(n, Span(0, ts.in_h.size + ts.pads[0] + ts.pads[1]),
                                    Span(0, ts.in_w.size + ts.pads[2] + ts.pads[3]), data.shape[3])
-            res.append(cost("PAD" if st.border == "zero_point" else "PADV2", padded, data.dtype))
+            res.append(cost(CREATED.border_pad(st.border), padded, data.dtype))
         if st.kind != "pad" or (any(ts.pads) and not ts.folded):
             res.append((op.type, per_out[k] * n * ts.out_h.size * ts.out_w.size * out.shape[3]))
         prev = out
@@ -638,7 +635,7 @@ class _Emitter:
         self._consts: dict[tuple, Tensor] = {}
 
     def op(self, name: str, inputs: list[Optional[Tensor]], outputs: list[Tensor], opts, int8: bool) -> Operator:
-        version = _NEW_OP_VERSION_INT8.get(name, 1) if int8 else 1
+        version = info(name).int8_version if int8 else 1  # LiteRT checks versions against the data
         o = Operator(self.model.opcode(BUILTIN_CODES[name], version), inputs, outputs, opts)
         self.ops.append(o)
         return o
@@ -665,7 +662,7 @@ class _Emitter:
         y = self.like(x, name, [n, h.size, w.size, c])
         begin = self.int32("ffmt_begin", [0, h.lo, w.lo, 0])
         size = self.int32("ffmt_size", [n, h.size, w.size, c])
-        self.op(SLICE_OP, [x, begin, size], [y], options(SLICE_OP), _is_int8(x))
+        self.op(CREATED.region_copy, [x, begin, size], [y], options(CREATED.region_copy), _is_int8(x))
         return y
 
     def pad(self, x: Tensor, pads: tuple[int, int, int, int], fill: str, name: str) -> Tensor:
@@ -673,12 +670,13 @@ class _Emitter:
         n, h, w, c = x.shape
         y = self.like(x, name, [n, h + t + b, w + l + r, c])
         paddings = self.int32("ffmt_paddings", [[0, 0], [t, b], [l, r], [0, 0]])
-        if fill == "zero_point":  # PAD fills with the output zero point (== input's: same quantisation)
-            self.op("PAD", [x, paddings], [y], options("PAD"), _is_int8(x))
-        elif fill == "lowest":
-            self.op("PADV2", [x, paddings, self.lowest(x)], [y], options("PADV2"), _is_int8(x))
-        else:
+        if fill not in ("zero_point", "lowest"):
             raise FfmtUnsupported(f"no explicit padding for border rule {fill!r}")
+        # the zero-point PAD fills with the output zero point (== input's: same quantisation);
+        # the value PAD (max pooling) with the dtype's lowest value, its third input
+        name = CREATED.border_pad(fill)
+        fills = [self.lowest(x)] if name == CREATED.value_pad else []
+        self.op(name, [x, paddings, *fills], [y], options(name), _is_int8(x))
         return y
 
     def lowest(self, x: Tensor) -> Tensor:
@@ -693,7 +691,7 @@ class _Emitter:
         return self._consts[key]
 
     def concat(self, parts: list[Tensor], axis: int, out: Tensor) -> None:
-        self.op("CONCATENATION", parts, [out], options("CONCATENATION", Axis=axis, FusedActivationFunction=0),
+        self.op(CREATED.join, parts, [out], options(CREATED.join, Axis=axis, FusedActivationFunction=0),
                 _is_int8(out))
 
 

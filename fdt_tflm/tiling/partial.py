@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..catalog.ops import CATALOG, CREATED, FDT_PARTIAL_CODE, MacKind, info
 from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Buffer, Model, Operator, Subgraph, Tensor
@@ -38,13 +39,13 @@ from ..ir.types import DTYPE_CODES
 from ..memory.lifetimes import Interval, lifetimes
 from ..reference.fixedpoint import activation_range
 from ..reference.ops import conv_padding, fc_multipliers, per_channel_multipliers
-from ..reference.partial_op import FDT_PARTIAL_CODE, KIND_CONV, KIND_FC, PartialParams
+from ..reference.partial_op import KIND_CONV, KIND_FC, PartialParams
 from .fdt import _Rewriter
 from .paths import CONCAT, PathInfo, analyze_path, data_input_index, even_ranges
 
 INT8, INT32 = DTYPE_CODES["INT8"], DTYPE_CODES["INT32"]
 CUSTOM = 32
-END_KIND = {"CONV_2D": KIND_CONV, "FULLY_CONNECTED": KIND_FC}
+END_KIND = {MacKind.CONV: KIND_CONV, MacKind.DENSE: KIND_FC}  # the kernel's kind by the end's MAC formula
 DEFAULT_PARTS = (2, 4, 8)
 
 
@@ -79,9 +80,29 @@ def _single_use(sg: Subgraph, t: Tensor, consumers: dict) -> bool:
     return len(consumers.get(t, [])) == 1 and all(t is not o for o in sg.outputs) and t.is_activation
 
 
+def _end_kind(op: Operator) -> Optional[int]:
+    """FDT_PARTIAL's kernel kind for an op that can end a path by input channels (conv, dense), else None."""
+    known = info(op)
+    return END_KIND.get(known.macs) if known.channel.partial_end else None
+
+
+def _is_conv(op: Operator) -> bool:
+    return info(op).macs == MacKind.CONV
+
+
+def _is_dense(op: Operator) -> bool:
+    return info(op).macs == MacKind.DENSE
+
+
+def _is_flatten(op: Operator) -> bool:
+    """A layout-only op the channel rules know (a reshape or squeeze), absorbed before a dense end."""
+    known = info(op)
+    return known.layout_only and known.tileable
+
+
 def _end_problem(end: Operator, feature: Tensor) -> Optional[str]:
     """Why ``end`` cannot be an exact int8 partial-sum end fed by ``feature`` (None if it can)."""
-    if end.type not in END_KIND:
+    if _end_kind(end) is None:
         return f"{end.type} cannot end a partial-sum path (int8 CONV_2D/FULLY_CONNECTED only)"
     x, w = end.inputs[0], end.inputs[1] if len(end.inputs) > 1 else None
     b = end.inputs[2] if len(end.inputs) > 2 else None
@@ -100,7 +121,7 @@ def _end_problem(end: Operator, feature: Tensor) -> Optional[str]:
     if act not in (0, 1, 2, 3):
         return f"fused activation {act} is not supported"
     c = feature.shape[-1] if feature.shape else 0
-    if end.type == "CONV_2D":
+    if _is_conv(end):
         if len(w.shape) != 4 or len(feature.shape) != 4 or w.shape[3] != c or end.inputs[0] is not feature:
             return "CONV_2D end: filter depth must equal the channel count of the path"
     else:
@@ -127,8 +148,7 @@ def analyze_partial(sg: Subgraph, path: Sequence[int], parts: int = 2,
     end = sg.operators[end_i]
     reshape_i: Optional[int] = None
     body_ops = ops[:-1]
-    if len(body_ops) >= 2 and sg.operators[body_ops[-1]].type in ("RESHAPE", "SQUEEZE") \
-            and end.type == "FULLY_CONNECTED":
+    if len(body_ops) >= 2 and _is_flatten(sg.operators[body_ops[-1]]) and _is_dense(end):
         reshape_i, body_ops = body_ops[-1], body_ops[:-1]
     body = analyze_path(sg, body_ops, CONCAT, parts, consumers)
     feature = sg.operators[body_ops[-1]].outputs[0]
@@ -142,7 +162,7 @@ def analyze_partial(sg: Subgraph, path: Sequence[int], parts: int = 2,
         link = r.outputs[0]
     if end.inputs[0] is not link:
         raise FdtError(f"op {end_i} does not consume the path's output as its input")
-    problem = _end_problem(end, feature if end.type == "FULLY_CONNECTED" else link)
+    problem = _end_problem(end, feature if _is_dense(end) else link)
     if problem:
         raise FdtError(problem)
     return PartialPath(body, reshape_i, end_i, feature.shape[-1])
@@ -154,7 +174,7 @@ def _end_params(end: Operator, first: bool, last: bool, feature: Tensor) -> Part
     x, w, y = end.inputs[0], end.inputs[1], end.outputs[0]
     sx, sy = float(x.quantization.scale[0]), float(y.quantization.scale[0])
     n_out = w.shape[0]
-    if end.type == "CONV_2D":
+    if _is_conv(end):
         kh, kw = w.shape[1], w.shape[2]
         sh, sw = int(end.opt("StrideH", 1)), int(end.opt("StrideW", 1))
         dh, dw = int(end.opt("DilationHFactor", 1)), int(end.opt("DilationWFactor", 1))
@@ -174,7 +194,7 @@ def _end_params(end: Operator, first: bool, last: bool, feature: Tensor) -> Part
 
 def _end_weights(end: Operator, feature: Tensor, lo: int, hi: int) -> np.ndarray:
     w = end.inputs[1].numpy()
-    if end.type == "CONV_2D":
+    if _is_conv(end):
         return np.ascontiguousarray(w[..., lo:hi])
     c = feature.shape[-1]
     units, k = w.shape
@@ -222,7 +242,8 @@ def apply_partial(model: Model, path: Sequence[int], parts: int) -> Model:
 # ---------------------------------------------------------------------------------------------
 # cost model
 def is_fdt_partial(op: Operator) -> bool:
-    return op.opcode.custom_code == FDT_PARTIAL_CODE
+    """An op of our partial-sum kernel (matched on its custom code by the catalog)."""
+    return info(op).name == CREATED.partial
 
 
 def needs_custom_kernel(model: Model) -> bool:
@@ -244,13 +265,13 @@ def model_macs(model: Model) -> int:
     return sum(partial_op_macs(op) if is_fdt_partial(op) else op_macs(op) for op in model.main.operators)
 
 
-# Ops whose TFLM kernel is exact when input and output share memory (verified in the
-# tflite-micro sources: RESHAPE skips its memcpy when input and output alias).
 def shareable_pairs(sg: Subgraph, intervals: Sequence[Interval], reshape_in_place: bool = True) -> list[tuple[int, int]]:
-    """Pairs of interval indices that may sit at exactly the same offset: FDT_PARTIAL
-    accumulators and (``reshape_in_place``) RESHAPEs, per :mod:`fdt_tflm.memory.inplace`."""
+    """Pairs of interval indices that may sit at exactly the same offset: the in-place ops of the
+    catalog (FDT_PARTIAL accumulators) and, with ``reshape_in_place``, its in-place layout-only
+    ops (RESHAPE skips its memcpy when input and output alias), per :mod:`fdt_tflm.memory.inplace`."""
     from ..memory.inplace import shareable_pairs as pairs
-    return pairs(sg, intervals, frozenset({"FDT_PARTIAL", "RESHAPE"} if reshape_in_place else {"FDT_PARTIAL"}))
+    return pairs(sg, intervals, frozenset(n for n, i in CATALOG.items()
+                                          if i.in_place is not None and (reshape_in_place or not i.layout_only)))
 
 
 @dataclass
@@ -317,7 +338,7 @@ class PartialCandidate:
 
     ops: tuple[int, ...]
     parts: int
-    kind: str = "FDT_PARTIAL"
+    kind: str = CREATED.partial
     needs_custom_kernel: bool = True
 
     def apply(self, model: Model) -> Model:
@@ -337,7 +358,7 @@ def partial_candidates(model: Model, parts: Sequence[int] = DEFAULT_PARTS, max_l
     index = {id(op): i for i, op in enumerate(sg.operators)}
     out: list[PartialCandidate] = []
     for e, end in enumerate(sg.operators):
-        if end.type not in END_KIND or not end.inputs or end.inputs[0] is None:
+        if _end_kind(end) is None or not end.inputs or end.inputs[0] is None:
             continue
         chain: list[int] = []
         t = end.inputs[0]
@@ -346,7 +367,7 @@ def partial_candidates(model: Model, parts: Sequence[int] = DEFAULT_PARTS, max_l
             if op is None or len(op.outputs) != 1 or not _single_use(sg, t, consumers):
                 break
             chain.insert(0, index[id(op)])
-            di = data_input_index(op) if op.type not in ("RESHAPE", "SQUEEZE") else 0
+            di = 0 if _is_flatten(op) else data_input_index(op)
             if di is None or op.inputs[di] is None:
                 break
             t = op.inputs[di]

@@ -7,7 +7,8 @@ part reads the whole input) or is channel-wise and reads a channel slice of its 
 The ops after it are channel-wise.  The path ends by concatenating the parts, or (float
 only) with a conv/dense split by input channels whose partial results are summed.
 
-All operator knowledge comes from :mod:`fdt_tflm.tiling.rules`; the few conditions that
+All operator knowledge comes from :mod:`fdt_tflm.tiling.rules` (the catalog's channel view)
+and :mod:`fdt_tflm.catalog.ops`; no op type is named here.  The few conditions that
 depend on an op's operands are the named checks in :data:`CHECKS`.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..catalog.ops import CREATED, MacKind, info
 from ..errors import FdtError
 from ..ir.graph import Operator, Subgraph, Tensor
 from ..ir.types import DTYPE_CODES
@@ -149,7 +151,7 @@ def is_partial_end(op: Operator) -> bool:
     x = op.inputs[0]
     return (x is not None and x.dtype == FLOAT32 and op.outputs[0].dtype == FLOAT32
             and op.inputs[1].dtype == FLOAT32 and op.inputs[1].shape[r.weight_in_axis] == x.shape[-1]
-            and (op.type != "FULLY_CONNECTED" or len(x.shape) == 2 or not op.opt("KeepNumDims", False)))
+            and (info(op).macs != MacKind.DENSE or len(x.shape) == 2 or not op.opt("KeepNumDims", False)))
 
 
 @dataclass(frozen=True)
@@ -216,9 +218,9 @@ def analyze_path(sg: Subgraph, ops: Sequence[int], end: str = CONCAT, parts: int
 
 
 def max_concat_parts() -> int:
-    """Most parts a concatenation end can join (TFLM kernel limit, from the rules table)."""
-    r = rule("CONCATENATION")
-    return r.max_inputs if r is not None and r.max_inputs else 1 << 30
+    """Most parts a concatenation end can join (TFLM kernel limit, from the catalog)."""
+    limit = info(CREATED.join).channel.max_inputs
+    return limit if limit else 1 << 30
 
 
 def valid(sg: Subgraph, ops: Sequence[int], end: str, parts: int, consumers: Optional[dict] = None) -> bool:
