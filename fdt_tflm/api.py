@@ -170,7 +170,7 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     the same bytes on any machine (ValueError outside 1..5).  ``time_limit`` and
     ``search_budget`` (seconds) are deprecated and ignored.  ``objective``: what the tiling
     search minimises, "total" (TFLM head + persistent tail) or "head" (the activation arena,
-    with the total kept at or below what reorder + plan alone give).  ``max_slowdown``: the
+    with the total kept at or below the input's as TFLM runs it).  ``max_slowdown``: the
     tiling search's budget of predicted extra instructions per invoke, percent of the input's
     (:mod:`fdt_tflm.catalog.instructions`; None: no limit; ValueError if negative).  If the
     result's head or total would exceed the input's, fewer passes are applied

@@ -2,8 +2,15 @@
 
 The flow follows the FDT paper: schedule and plan the graph, find the buffers that make
 the peak, grow candidate paths up and down from the ops that produce them, try several
-partition counts, evaluate every candidate by re-scheduling and re-planning the *whole*
-rewritten graph, apply the best one, and repeat until nothing improves.
+partition counts and tilings, price every candidate, plan the best few in full, apply the
+best one, and repeat until nothing improves.
+
+Pricing never copies the model: a rewrite yields a fork (``ir.surgery``) sharing every
+untouched op and tensor, and :mod:`fdt_tflm.tiling.costview` prices it as a change to the
+current graph (the window of steps its region spans, the tail, MAC and instruction deltas).
+Spatial sub-chains are judged first by one representative tiling; the best few then get all
+their tilings.  Work is counted, not timed (``effort``: candidates priced and planned), so
+the result is the same on any machine, at any load.
 
 The default objective is TFLM's total arena (planned head + persistent tail): every op and
 tensor a rewrite adds costs tail bytes (node/registration and eval-tensor structs, kernel
@@ -11,12 +18,11 @@ op data), so a split that saves less head than it adds tail is rejected.  The ta
 priced as the target pays it (``target``, default :data:`SEARCH_TARGET`: a Cortex-M4 with
 TFLM's reference kernels, the firmware's default; its 32-bit structs make each added op
 and tensor cost about half of what the 64-bit host interpreter's do, so splits that pay off
-on the device are no longer rejected for the host's sake).  The ``head``
-objective minimises the planned head instead (the activation arena the paper reports, and
-what a target with a smaller tail than the 64-bit host mostly pays for), subject to the
-total never exceeding what reorder + plan alone give.  Candidates are ranked with a cheap
-estimate (peak live bytes of a good order + predicted tail); only the best few get the
-full offset planner.
+on the device are no longer rejected for the host's sake).  The ``head`` objective
+minimises the planned head instead (the activation arena the paper reports), subject to
+the total, on the target and on the host, never exceeding the input's as TFLM runs it
+(:func:`head_caps`): never worse than the input is the promise, below that tail may be
+traded for head.
 """
 from __future__ import annotations
 
@@ -545,7 +551,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
 
     ``objective``: "total" (head + tail, the default) or "head" (the planned head, with the
-    total kept at or below what reorder + plan alone give; see the module docstring).
+    total kept at or below the input's as TFLM runs it; see the module docstring).
     ``target``: whose persistent tail the total prices (default :data:`SEARCH_TARGET`).
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
