@@ -46,7 +46,7 @@ def mobilenet_head(seed: int = 0) -> Model:
 def test_search_splits_the_peak_and_stays_exact():
     m = mobilenet_head()
     msgs: list[str] = []
-    res = search(m, max_overhead=0.0, time_budget=30, progress=msgs.append)
+    res = search(m, max_overhead=0.0, progress=msgs.append)
     assert res.paths, "the expanding conv + stride-2 depthwise should be split"
     p = res.paths[0]
     assert p.kind == "FDT" and p.op_types[:2] == ["CONV_2D", "DEPTHWISE_CONV_2D"] and p.parts >= 2
@@ -58,7 +58,7 @@ def test_search_splits_the_peak_and_stays_exact():
     new = measure(m, finish(res.model))
     assert new.total < base.total and new.head < base.head
     # the search input is untouched and the result deterministic
-    again = search(m, max_overhead=0.0, time_budget=30)
+    again = search(m, max_overhead=0.0)
     assert write_model(again.model) == write_model(res.model)
 
 
@@ -69,7 +69,7 @@ def test_two_equal_peaks_need_the_lookahead():
     b = q.depthwise(q.conv2d(x, 16, kernel=(1, 1)), stride=2)
     d = q.depthwise(q.conv2d(b, 64, kernel=(1, 1)), stride=2)
     m = q.output(q.conv2d(d, 8, kernel=(1, 1)))
-    res = search(m, time_budget=30)
+    res = search(m)
     assert len(res.paths) >= 2 and res.final.total < res.baseline.total
     split = {tuple(p.op_types) for p in res.paths}
     assert split == {("CONV_2D", "DEPTHWISE_CONV_2D")}
@@ -101,14 +101,14 @@ def test_unsupported_ops_end_paths():
     assert all(1 not in c.ops for c in cands)
     assert seeds
     # the peak is the SOFTMAX's input + output (2 x 12*12*8 B by hand): nothing to split
-    res = search(m, time_budget=10)
+    res = search(m)
     assert res.paths == [] and res.final.head == 2 * 12 * 12 * 8 == measure(m, finish(m)).head
     # conv (expand) -> depthwise -> SOFTMAX -> conv: the FDT path stops before the SOFTMAX
     q = QNet(seed=2)
     x = q.input([1, 16, 16, 4])
     y = q.softmax(q.depthwise(q.conv2d(x, 48, kernel=(1, 1)), stride=2))
     m = q.output(q.conv2d(y, 16, kernel=(1, 1)))
-    res = search(m, time_budget=10)
+    res = search(m)
     assert [p.op_types for p in res.paths] == [["CONV_2D", "DEPTHWISE_CONV_2D"]]
     base, new = measure(m, finish(m)), measure(m, finish(res.model))
     assert new.head < base.head
@@ -116,7 +116,7 @@ def test_unsupported_ops_end_paths():
 
 def test_budget_is_respected_with_ffmt():
     m = mobilenet_head(seed=3)
-    res = search(m, max_overhead=5.0, time_budget=30)
+    res = search(m, max_overhead=5.0)
     over = 100.0 * (graph_macs(res.model.main) - graph_macs(m.main)) / graph_macs(m.main)
     assert over <= 5.0 + 1e-9
     assert all(p.mac_overhead_pct <= 5.0 + 1e-9 for p in res.pareto)
@@ -158,7 +158,7 @@ def test_estimate_is_a_lower_bound_of_the_exact_one():
 @pytest.mark.parametrize("path", shared_params())
 def test_shared_models(path):
     m = read_model(path)
-    res = search(m, max_overhead=0.0, time_budget=45)
+    res = search(m, max_overhead=0.0)
     assert graph_macs(res.model.main) == graph_macs(m.main)
     base = measure(m, finish(m))
     new = measure(m, finish(res.model)) if res.paths else base
@@ -177,8 +177,8 @@ def test_head_objective_trades_tail_for_head_within_the_total_cap():
     costing tail), never more than reorder + plan alone, for a smaller head (here 6,144 B
     against 7,424 B)."""
     m = mobilenet_head(seed=6)
-    by_total = search(m, max_overhead=10.0, time_budget=30)
-    by_head = search(m, max_overhead=10.0, time_budget=30, objective="head")
+    by_total = search(m, max_overhead=10.0)
+    by_head = search(m, max_overhead=10.0, objective="head")
     assert by_head.final.total <= by_head.baseline.total
     assert by_head.final.head < by_total.final.head and by_head.final.total > by_total.final.total
     new = measure(m, finish(by_head.model))
@@ -216,7 +216,7 @@ def test_radar_three_branches_reach_the_benchmarked_total():
     the order its rounds work on."""
     from conftest import PROJECT_MODELS
     m = read_model(PROJECT_MODELS / "radar.tflite")
-    res = search(m, max_overhead=0.0, time_budget=45)
+    res = search(m, max_overhead=0.0)
     assert len(res.paths) >= 4 and graph_macs(res.model.main) == graph_macs(m.main)
     new = measure(m, finish(res.model))
     assert new.total <= 26_000 and new.head <= 15_000, (new.head, new.total)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence, Union
 
 from ..catalog.instructions import predict_instructions
-from ..effort import DEFAULT_EFFORT, Effort
+from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
 from ..ir.surgery import detach, fork
@@ -571,6 +571,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
     as it was when each rewrite was applied)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    ignore_time_limit(time_budget, "search")
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()  # reported only; no decision depends on it
     st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)),
