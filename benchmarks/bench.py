@@ -5,21 +5,26 @@ For every model in models/ and ../shared/models: TFLM's default arena (head and 
 measured), then reorder+plan, then tiling at 0 % MAC overhead (FDT), then with spatial
 tiling allowed at <= 10 % and <= 30 % MAC overhead, then the head objective at <= 30 %;
 each optimised model is verified in TFLM (bit-exact) and its head/total are TFLM's
-measurements.
+measurements.  Every run keeps its wall seconds and MAC and predicted instruction overheads
+(the report's); after all timed runs (so valgrind never slows one), the FDT 0 % and head
+objective outputs and their inputs are measured by callgrind (``benchmarks/callgrind.py``:
+instructions inside ``MicroInterpreter::Invoke``), each distinct model once, cached by sha256.
 
     python benchmarks/bench.py                 # print the table
     python benchmarks/bench.py --readme        # also write it into README.md
     python benchmarks/bench.py --json out.json --models kws,mlperf_vww_mbv1_96_int8
+    python benchmarks/bench.py --no-callgrind  # predicted instructions only
     python benchmarks/bench.py --from-json benchmarks/results.json --readme   # table only
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -31,6 +36,8 @@ from fdt_tflm.target import predict_arena, target_for  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models"
 MARK_BEGIN, MARK_END = "<!-- bench:begin -->", "<!-- bench:end -->"
+OUTPUTS = Path(os.environ.get("FDT_BENCH_DIR", "/tmp/fdt_bench"))  # optimised models kept for callgrind
+CALLGRIND_RUNS = ("FDT 0 %", "head <=30 %")  # the runs whose instructions callgrind measures
 
 CONFIGS = [  # (column, passes, max_overhead %, custom ops, objective)
     ("reorder+plan", "reorder,plan", 0.0, False, "total"),
@@ -57,10 +64,15 @@ def model_paths(only: set[str] | None) -> list[Path]:
     return [p for p in paths if not only or p.stem in only]
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def bench_one(path: Path) -> dict:
-    row: dict = {"model": path.stem, "runs": {}, "m4_header": m4_headers(read_model(str(path)))}
+    """Every configuration on one model; the outputs callgrind will measure are written to OUTPUTS."""
+    row: dict = {"model": path.stem, "runs": {}, "m4_header": m4_headers(read_model(str(path))),
+                 "source": str(path), "sha256": sha256(path.read_bytes())}
     for name, passes, overhead, custom, objective in CONFIGS:
-        t0 = time.perf_counter()
         try:
             res = optimize(str(path), passes=passes, max_overhead=overhead, allow_custom_ops=custom, progress=False,
                            objective=objective)
@@ -72,12 +84,74 @@ def bench_one(path: Path) -> dict:
         row.setdefault("default_total", r.original_total_arena_bytes)
         fb = r.guard.fallback
         row["runs"][name] = {"head": r.arena_bytes, "total": r.total_arena_bytes,
-                             "mac_overhead_pct": r.mac_overhead_pct, "seconds": round(time.perf_counter() - t0, 2),
+                             "mac_overhead_pct": r.mac_overhead_pct, "seconds": round(r.seconds, 2),
+                             "instructions": r.instructions, "original_instructions": r.original_instructions,
+                             "instruction_overhead_pct": r.instruction_overhead_pct,
+                             "sha256": sha256(res.data), "output": keep_output(path, name, res.data),
                              "bit_exact": bool(r.verified), "optimal": r.optimal,
                              "peak_live": r.peak_live_bytes, "paths": r.to_dict()["paths"],
                              "custom": r.needs_custom_kernel, "m4_header": m4_headers(res.model),
                              "fallback": None if fb is None else f"{fb.from_variant} -> {fb.to_variant}: {fb.reason}"}
     return row
+
+
+def keep_output(path: Path, run: str, data: bytes) -> Optional[str]:
+    """Write a run's output for the callgrind pass (only the runs it measures)."""
+    if run not in CALLGRIND_RUNS:
+        return None
+    OUTPUTS.mkdir(parents=True, exist_ok=True)
+    out = OUTPUTS / f"{path.stem}.{run.replace(' ', '').replace('<=', 'le').replace('%', 'pct')}.tflite"
+    out.write_bytes(data)
+    return str(out)
+
+
+def _callgrind_module():
+    import callgrind  # benchmarks/callgrind.py (valgrind); imported only when measuring
+    return callgrind
+
+
+class InstructionCache:
+    """Callgrind counts by model sha256: the recorded measurements (tests/data) and this
+    benchmark's own cache file, so a rerun measures only models it has not seen."""
+
+    def __init__(self, cg, path: Path) -> None:
+        self.cg, self.path = cg, path
+        version = cg.tflm_version()
+        self.counts: dict[str, int] = {r["sha256"]: r["instructions"] for r in cg.load_records()
+                                       if r["tflite_micro"] == version}
+        if path.exists():
+            cached = json.loads(path.read_text())
+            self.counts.update(cached.get(version, {}))
+        self.version = version
+
+    def instructions(self, model_path: str, digest: str) -> int:
+        if digest not in self.counts:
+            if sha256(Path(model_path).read_bytes()) != digest:
+                raise RuntimeError(f"{model_path} is not the model benchmarked (sha {digest[:12]})")
+            print(f"... callgrind {Path(model_path).name}", file=sys.stderr, flush=True)
+            self.counts[digest] = self.cg.measure(Path(model_path)).instructions
+            self._save(digest)
+        return self.counts[digest]
+
+    def _save(self, digest: str) -> None:
+        cached = json.loads(self.path.read_text()) if self.path.exists() else {}
+        cached.setdefault(self.version, {})[digest] = self.counts[digest]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(cached, indent=1, sort_keys=True))
+
+
+def add_callgrind(rows: list[dict]) -> None:
+    """Measured instructions of the input and of each CALLGRIND_RUNS output, and the overhead."""
+    cache = InstructionCache(_callgrind_module(), OUTPUTS / "callgrind_cache.json")
+    for row in rows:
+        for name in CALLGRIND_RUNS:
+            x = row["runs"].get(name, {})
+            if not x.get("output"):
+                continue
+            base = cache.instructions(row["source"], row["sha256"])
+            opt = cache.instructions(x["output"], x["sha256"])
+            x["callgrind"] = {"original_instructions": base, "instructions": opt,
+                              "instruction_overhead_pct": round(100.0 * (opt / base - 1), 3)}
 
 
 def _m4(x: dict) -> str:
@@ -93,6 +167,33 @@ def _cell(x: dict, key: str = "head") -> str:
     return f"{x[key]:,}" if x.get(key) is not None else "-"
 
 
+def _pct(x: dict, key: str = "instruction_overhead_pct") -> str:
+    v = x.get(key) if x else None
+    return "-" if v is None else f"{v:+.2f} %"
+
+
+def _instr(x: dict) -> str:
+    """Predicted / callgrind-measured instruction overhead of a run."""
+    return f"{_pct(x)} / {_pct(x.get('callgrind') or {})}"
+
+
+def tiling_row(r: dict) -> str:
+    cells = [r["model"], f"{r.get('default_head', 0):,} / {r.get('default_total') or 0:,}"]
+    for name, *_ in STOCK:
+        x = r["runs"].get(name, {})
+        cells.append("error" if "error" in x else f"{x['head']:,} / {x['total']:,}")
+    ten, thirty = r["runs"].get("FFMT <=10 %", {}), r["runs"].get("FFMT <=30 %", {})
+    fdt = r["runs"].get("FDT 0 %", {})
+    cells.append(f"{ten.get('mac_overhead_pct', 0):.1f} % / {thirty.get('mac_overhead_pct', 0):.1f} %")
+    cells.append(" / ".join(_pct(x) for x in (fdt, ten, thirty)))
+    cells.append(_pct(fdt.get("callgrind") or {}))
+    cells.append(f"{fdt.get('seconds', 0):.1f} / {thirty.get('seconds', 0):.1f}")
+    stock = [r["runs"].get(c[0], {}) for c in STOCK]
+    cells.append("yes" if all(x.get("bit_exact") for x in stock if "error" not in x) else "NO")
+    cells.append(_m4(fdt))
+    return "| " + " | ".join(cells) + " |"
+
+
 def table(rows: list[dict]) -> str:
     """Three tables: planning only, tiling under MAC budgets, and exact int8 partial sums."""
     out = ["**Without touching an op** (`--passes reorder,plan`): bytes of TFLM's arena head.", "",
@@ -105,36 +206,29 @@ def table(rows: list[dict]) -> str:
                    f"{'yes' if x.get('optimal') else 'no'} | {x.get('seconds', 0):.1f} | {_m4(r)} | {_m4(x)} |")
     out += ["", "**Tiling** (default passes `tile,reorder,plan`, stock TFLM ops only): head / total "
             "(total = head + persistent tail), measured by TFLM's 64-bit host interpreter; the search "
-            "minimises the total with the tail priced as a Cortex-M4 pays it. The last column is the "
-            "firmware header for a Cortex-M4 (predicted; checked in QEMU, see below).", ""]
-    hdr = ["model", "TFLM default"] + [c[0] for c in STOCK] + ["MAC overhead (<=10 % / <=30 %)", "seconds (0 % / 30 %)",
-                                                               "bit-exact", "Cortex-M4 header, FDT 0 % (ref / CMSIS-NN)"]
+            "minimises the total with the tail priced as a Cortex-M4 pays it. Instruction overhead: one "
+            "TFLM invoke as predicted by the report (`instruction_overhead_pct`), and at 0 % as callgrind "
+            "measures it. The last column is the firmware header for a Cortex-M4 (predicted; checked in "
+            "QEMU, see below).", ""]
+    hdr = ["model", "TFLM default"] + [c[0] for c in STOCK] + [
+        "MAC overhead (<=10 % / <=30 %)", "instruction overhead, predicted (0 % / <=10 % / <=30 %)",
+        "instruction overhead 0 %, callgrind", "seconds (0 % / 30 %)", "bit-exact",
+        "Cortex-M4 header, FDT 0 % (ref / CMSIS-NN)"]
     out += ["| " + " | ".join(hdr) + " |", "|---|" + "---:|" * (len(hdr) - 3) + ":-:|---:|"]
-    for r in rows:
-        cells = [r["model"], f"{r.get('default_head', 0):,} / {r.get('default_total') or 0:,}"]
-        for name, *_ in STOCK:
-            x = r["runs"].get(name, {})
-            cells.append("error" if "error" in x else f"{x['head']:,} / {x['total']:,}")
-        ten, thirty = r["runs"].get("FFMT <=10 %", {}), r["runs"].get("FFMT <=30 %", {})
-        fdt = r["runs"].get("FDT 0 %", {})
-        cells.append(f"{ten.get('mac_overhead_pct', 0):.1f} % / {thirty.get('mac_overhead_pct', 0):.1f} %")
-        cells.append(f"{fdt.get('seconds', 0):.1f} / {thirty.get('seconds', 0):.1f}")
-        stock = [r["runs"].get(c[0], {}) for c in STOCK]
-        cells.append("yes" if all(x.get("bit_exact") for x in stock if "error" not in x) else "NO")
-        cells.append(_m4(fdt))
-        out.append("| " + " | ".join(cells) + " |")
+    out += [tiling_row(r) for r in rows]
     out += ["", "**Head objective** (`--objective head --max-overhead 30`): the search minimises the head "
-            "and accepts a larger persistent tail, as long as the total stays at or below reorder+plan's; "
-            "TFLM's measurements.", "",
-            "| model | reorder+plan | FDT 0 % (total objective) | head objective <=30 % | MAC overhead | seconds | "
-            "bit-exact |", "|---|---:|---:|---:|---:|---:|:-:|"]
+            "and accepts a larger persistent tail, as long as the total stays at or below the input's "
+            "total as TFLM runs it; TFLM's measurements. Instruction overhead of one invoke over the input: "
+            "predicted by the report / measured by callgrind.", "",
+            "| model | reorder+plan | FDT 0 % (total objective) | head objective <=30 % | MAC overhead | "
+            "instructions predicted / callgrind | seconds | bit-exact |", "|---|---:|---:|---:|---:|---:|---:|:-:|"]
     for r in rows:
         base, fdt, x = (r["runs"].get(k, {}) for k in ("reorder+plan", "FDT 0 %", "head <=30 %"))
         if not x or any("error" in y for y in (base, fdt, x)):
             continue
         out.append(f"| {r['model']} | {base['head']:,} / {base['total']:,} | {fdt['head']:,} / {fdt['total']:,} | "
-                   f"{x['head']:,} / {x['total']:,} | {x['mac_overhead_pct']:.1f} % | {x['seconds']:.1f} | "
-                   f"{'yes' if x['bit_exact'] else 'NO'} |")
+                   f"{x['head']:,} / {x['total']:,} | {x['mac_overhead_pct']:.1f} % | {_instr(x)} | "
+                   f"{x['seconds']:.1f} | {'yes' if x['bit_exact'] else 'NO'} |")
     out += ["", "**Exact int8 partial sums** (`--allow-custom-ops`, bundled FDT_PARTIAL kernel; TFLM's host "
             "build cannot run it, so head and total are the planner's prediction and outputs are checked "
             "against a bit-exact NumPy reference):", "",
@@ -167,6 +261,7 @@ def main() -> int:
     ap.add_argument("--json", help="write raw results here")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md")
     ap.add_argument("--from-json", metavar="FILE", help="make the table from earlier raw results, running nothing")
+    ap.add_argument("--no-callgrind", action="store_true", help="skip the callgrind measurements (valgrind)")
     args = ap.parse_args()
     only = set(args.models.split(",")) if args.models else None
     rows = []
@@ -175,6 +270,8 @@ def main() -> int:
     for p in [] if args.from_json else model_paths(only):
         print(f"... {p.stem}", file=sys.stderr, flush=True)
         rows.append(bench_one(p))
+    if not args.from_json and not args.no_callgrind:
+        add_callgrind(rows)
     text = table(rows)
     print(text)
     if args.json:
