@@ -159,7 +159,7 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
              verify: bool = True, allow_custom_ops: bool = False, time_limit: float = 5.0,
              search_budget: float = 45.0, samples: int = 5, progress: Union[Progress, bool, None] = None,
              litert: bool = True, objective: str = "total", effort: int = DEFAULT_LEVEL,
-             max_slowdown: Optional[float] = None) -> Result:
+             max_slowdown: Optional[float] = None, cpu: str = "cortex-m4", kernels: str = "reference") -> Result:
     """Optimise a TFLite model for TFLM.
 
     ``source``: a path, the model bytes or an IR Model.  ``passes``: any of tile, reorder,
@@ -168,7 +168,8 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     LiteRT) and refuse a result whose outputs differ.  ``effort``: 1..5 (default 2), how much
     work the search, scheduler and planner may do, counted, never timed: the same input gives
     the same bytes on any machine (ValueError outside 1..5).  ``time_limit`` and
-    ``search_budget`` (seconds) are deprecated and ignored.  ``objective``: what the tiling
+    ``search_budget`` (seconds) are deprecated and ignored.  ``cpu`` / ``kernels``: the firmware
+    target whose arena the report's ``target`` predicts (FdtError for an unknown CPU).  ``objective``: what the tiling
     search minimises, "total" (TFLM head + persistent tail) or "head" (the activation arena,
     with the total kept at or below the input's as TFLM runs it).  ``max_slowdown``: the
     tiling search's budget of predicted extra instructions per invoke, percent of the input's
@@ -181,7 +182,8 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     if progress is True or progress is None:
         progress = stderr_progress() if progress is None else (lambda m: print(m, file=sys.stderr))
     opts = Options(parse_passes(passes), max_overhead, verify, allow_custom_ops, time_limit, search_budget,
-                   samples, litert, objective, progress or None, effort=effort, max_slowdown=max_slowdown)
+                   samples, litert, objective, progress or None, effort=effort, max_slowdown=max_slowdown,
+                   cpu=cpu, kernels=kernels)
     out = run(source, opts)
     return Result(out.kept.candidate.model, out.kept.candidate.data, out.report, out.source.data,
                   out.kept.verified, out.source.path, out.source.model)

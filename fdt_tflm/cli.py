@@ -110,7 +110,16 @@ def _optimize_for_firmware(model_path: str, args: argparse.Namespace):
                     verify=not getattr(args, "no_verify", False),
                     allow_custom_ops=getattr(args, "allow_custom_ops", False),
                     objective=getattr(args, "objective", "total"), effort=getattr(args, "effort", 2),
-                    max_slowdown=getattr(args, "max_slowdown", None))
+                    max_slowdown=getattr(args, "max_slowdown", None), **_target_of(args))
+
+
+def _target_of(args: argparse.Namespace) -> dict:
+    """The firmware target the report predicts for: --cpu (else --part's core) and --kernels."""
+    try:
+        from .firmware.cli import cpu_of
+    except ImportError:
+        return {}
+    return {"cpu": cpu_of(args), "kernels": getattr(args, "kernels", None) or "reference"}
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -145,7 +154,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
                    allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
                    objective=args.objective, search_budget=args.search_budget, effort=args.effort,
-                   max_slowdown=args.max_slowdown)
+                   max_slowdown=args.max_slowdown, **_target_of(args))
     if res.verified is False:
         raise VerificationError("refusing to write a model that failed verification")
     files, emitted = _staged_outputs(res, args, out, report_path)

@@ -53,6 +53,8 @@ class Options:
     progress: Optional[Progress] = None
     effort: int = DEFAULT_LEVEL  # 1..5: work budgets (counts, not seconds), see fdt_tflm.effort
     max_slowdown: Optional[float] = None  # predicted extra instructions allowed, % of the input's; None: no limit
+    cpu: str = "cortex-m4"  # the firmware target the report's ``target`` predicts for (--cpu / --part's core)
+    kernels: str = "reference"  # and its TFLM kernels (--kernels)
 
     def say(self, msg: str) -> None:
         if self.progress:
@@ -146,7 +148,7 @@ def run(source: ModelSource, opts: Options) -> Outcome:
                                 f"({_mismatch_note(first.verification)}); nothing written")
     kept, guard = never_worse(src, model, ref, first, opts)
     opts.say("")
-    target = predict_target(src.model, kept.candidate.model)
+    target = predict_target(src.model, kept.candidate.model, opts.cpu, opts.kernels)
     report = build_report(src, kept, guard, ref, opts, scratch_notes(model), target, time.perf_counter() - t0)
     return Outcome(src, kept, report)
 
@@ -370,16 +372,18 @@ def _guard(base: Arena, attempts: list[Attempt], kept: Checked) -> Guard:
     return Guard(base.measured, base.head, base.total, variant, attempts, fallback)
 
 
-def predict_target(original: Model, written: Model) -> Optional[TargetPrediction]:
-    """The arena both models need on the default firmware target (Cortex-M4, TFLM's reference
-    kernels), predicted from TFLM's sources: the host measurements' pointer-sized structs are
-    larger than a 32-bit MCU's.  None if the target model refuses the model."""
-    from .target import CORTEX_M4, predict_arena
+def predict_target(original: Model, written: Model, cpu: str = "cortex-m4",
+                   kernels: str = "reference") -> Optional[TargetPrediction]:
+    """The arena both models need on the firmware target (default: a Cortex-M4 with TFLM's
+    reference kernels; ``--cpu`` / ``--kernels`` choose another), predicted from TFLM's sources:
+    the host measurements' pointer-sized structs are larger than a 32-bit MCU's.  None if the
+    target model refuses the model."""
+    from .target import predict_arena, target_for
+    t = target_for(cpu, kernels)
     try:
-        before, after = predict_arena(original, CORTEX_M4), predict_arena(written, CORTEX_M4)
+        before, after = predict_arena(original, t), predict_arena(written, t)
     except FdtError:
         return None
-    t = CORTEX_M4
     return TargetPrediction(t.cpu, t.kernels, t.abi, before.head, before.tail, before.header, after.head, after.tail,
                             after.scratch, after.min_working, after.header, list(after.unmodelled))
 

@@ -154,3 +154,24 @@ def test_two_arenas_hold_the_sections(path: Path) -> None:
     a = predict_arena(read_model(path), CORTEX_M4)
     assert a.persistent_arena % 16 == 0 and a.tail <= a.persistent_arena <= a.tail + 32
     assert a.head <= a.non_persistent_arena <= a.head + a.temp_need + a.tail
+
+
+def test_the_report_predicts_for_the_cpu_and_kernels_asked(tmp_path):
+    """``optimize --cpu cortex-m33 --kernels cmsis-nn``: the report's target is that build, and
+    its smallest working arena and header are what QEMU measured for the same model bytes on a
+    Cortex-M33 with CMSIS-NN (device data), for the input and the output."""
+    rec = {(r["model"], r["mode"]): r for r in _records()
+           if r["cpu"] == "cortex-m33" and r["kernels"] == "cmsis-nn" and r["model"].startswith("mlperf_ad_toycar")}
+    path = _model_path("mlperf_ad_toycar_int8.tflite")
+    if path is None or len(rec) != 2:
+        pytest.skip("toycar or its Cortex-M33 CMSIS-NN device records absent")
+    out, rep = tmp_path / "t.tflite", tmp_path / "t.json"
+    from fdt_tflm.cli import main
+    assert main(["optimize", str(path), "-o", str(out), "--json", str(rep), "--cpu", "cortex-m33",
+                 "--kernels", "cmsis-nn"]) == 0
+    opt, orig = rec[("mlperf_ad_toycar_int8.tflite", "optimized")], rec[("mlperf_ad_toycar_int8.tflite", "original")]
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == opt["model_sha256"], "re-record the device data"
+    t = json.loads(rep.read_text())["target"]
+    assert (t["cpu"], t["kernels"]) == ("cortex-m33", "cmsis-nn")
+    assert t["min_working_bytes"] == opt["min_working_arena_bytes"]
+    assert t["arena_size"] == opt["header_arena_bytes"] and t["original_arena_size"] == orig["header_arena_bytes"]
