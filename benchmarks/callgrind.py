@@ -8,7 +8,8 @@ model on a seeded random input under ``valgrind --tool=callgrind``; collection i
 ``MicroAllocator::ResetTempAllocations()`` (called once after each node's invoke) splits the count
 per node.  Records go to ``tests/data/callgrind_measurements.json``; each says how its model was
 made: a recipe (a source model and explicit ``apply_ffmt``/``apply_fdt`` calls, rebuilt by the
-tests) or an ``optimize`` command line (its output is kept under /tmp, not in the repo).
+tests) or an ``optimize`` command line (its output is kept under /tmp, not in the repo, and
+``--record`` re-runs the command first, so an output of an earlier search is never recorded).
 
 A record: ``name``; ``source`` (``shared/X.tflite``, ``models/X.tflite`` or ``synthetic/ops_HxC``);
 ``sha256`` of the measured .tflite; ``produced_by`` (the command line, or the recipe call) and
@@ -303,6 +304,13 @@ class Variant:
             subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
         return self.path().read_bytes()
 
+    def refresh(self) -> None:
+        """Re-run optimize: a kept output may come from an earlier search, and a record must
+        describe what the current search writes."""
+        if self.recipe is None:
+            self.path().unlink(missing_ok=True)
+            self.build()
+
 
 def variants(with_optimize: bool = True) -> list[Variant]:
     """Originals, hand-built rewrites, then the optimize outputs of every model."""
@@ -368,9 +376,12 @@ def _current(rec: Optional[dict[str, Any]], v: Variant) -> bool:
 def run_record(only: Optional[str], with_optimize: bool, force: bool = False) -> None:
     records = {r["name"]: r for r in load_records()}
     for v in variants(with_optimize):
-        if (only and only not in v.name) or (not force and _current(records.get(v.name), v)):
+        if only and only not in v.name:
             continue
         try:
+            v.refresh()
+            if not force and _current(records.get(v.name), v):
+                continue
             rec = record(v)
         except Exception as e:  # a rewrite the tiler refuses, or a failed optimize: say so, go on
             print(f"{v.name}: skipped ({type(e).__name__}: {str(e)[:200]})", flush=True)
