@@ -169,7 +169,7 @@ def _cell(x: dict, key: str = "head") -> str:
 
 def _pct(x: dict, key: str = "instruction_overhead_pct") -> str:
     v = x.get(key) if x else None
-    return "-" if v is None else f"{v:+.2f} %"
+    return "-" if v is None else f"{round(v, 2) + 0.0:+.2f} %"  # + 0.0: no "-0.00"
 
 
 def _instr(x: dict) -> str:
@@ -235,12 +235,17 @@ def table(rows: list[dict]) -> str:
             "| model | TFLM default head | head | total | MAC overhead | needs kernel | verified | "
             "Cortex-M4 header (ref / CMSIS-NN) |",
             "|---|---:|---:|---:|---:|:-:|:-:|---:|"]
+    refused = []
     for r in rows:
         x = r["runs"].get("custom ops", {})
+        if "error" in x:
+            refused.append(f"{r['model']} (\"{x['error']}\")")
         if not x or "error" in x or not x.get("custom"):
             continue
         out.append(f"| {r['model']} | {r.get('default_head', 0):,} | {x['head']:,} | {x['total']:,} | "
                    f"{x['mac_overhead_pct']:.1f} % | yes | {'yes' if x['bit_exact'] else 'NO'} | {_m4(x)} |")
+    if refused:  # models with no partial-sum row because optimize refused the run
+        out += ["", "Refused with `--allow-custom-ops`: " + "; ".join(refused) + "."]
     return "\n".join(out)
 
 
