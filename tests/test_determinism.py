@@ -142,10 +142,10 @@ def test_effort_levels_scale_the_default_budgets():
     fields = ("schedule_states", "plan_moves", "ilp_nodes", "search_evaluations", "exact_evaluations")
     budgets = {level: tuple(getattr(effort(level), f) for f in fields) for level in range(1, 6)}
     assert effort() == effort(2)
-    assert budgets[2] == (200_000, 2_000, 1_000, 600, 48)
-    assert budgets[1] == (100_000, 1_000, 500, 300, 24)
-    assert budgets[4] == (400_000, 4_000, 2_000, 1_200, 96)
-    assert budgets[5] == (500_000, 5_000, 2_500, 1_500, 120)
+    assert budgets[2] == (200_000, 2_000, 1_000, 800, 100)
+    assert budgets[1] == (100_000, 1_000, 500, 400, 50)
+    assert budgets[4] == (400_000, 4_000, 2_000, 1_600, 200)
+    assert budgets[5] == (500_000, 5_000, 2_500, 2_000, 250)
 
 
 @pytest.mark.parametrize("bad", [0, 6, -1, 2.0, "2", True, None])

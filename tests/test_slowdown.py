@@ -1,8 +1,8 @@
 """``max_slowdown``: a budget of predicted instructions beside the MAC budget (issue #11).
 
 MLPerf Tiny ResNet-8 under the head objective at 30 % MACs: unconstrained, the search tiles
-spatially at a predicted +9.3 % instructions per invoke; with an 8 % budget it must stay
-within 8 %.  The overheads are recomputed here from the written bytes with the instruction
+spatially at a predicted +7.4 % instructions per invoke; with a 5 % budget it must stay
+within 5 % (and still tiles, more finely: +4.999 %).  The overheads are recomputed here from the written bytes with the instruction
 model alone (``predict_instructions``), the outputs and arena checked in TFLM.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fdt_tflm.report import load_schema
 from fdt_tflm.verify import compare_models
 
 RESNET8 = SHARED_MODELS / "mlperf_ic_resnet8_int8.tflite"
-BUDGET = 8.0
+BUDGET = 5.0
 SEARCH = dict(objective="head", max_overhead=30.0, progress=False)
 
 pytestmark = pytest.mark.skipif(not RESNET8.exists(), reason=f"{RESNET8} not found (shared models absent)")
@@ -63,7 +63,7 @@ def test_the_report_agrees_with_an_independent_recount(bound):
                                                          predict_instructions(read_model(bound.data)))
     assert r.paths[-1].instruction_overhead_pct == pytest.approx(r.instruction_overhead_pct, abs=0.01)
     assert all(p.instruction_overhead_pct <= BUDGET for p in r.paths)
-    assert "slowdown budget 8 %" in bound.summary()
+    assert "slowdown budget 5 %" in bound.summary()
 
 
 def test_the_bounded_result_runs_in_tflm(bound):

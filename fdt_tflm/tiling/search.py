@@ -408,6 +408,13 @@ class _Search:
         direct, chains = self.candidates(current)
         reps = {ops: _representative(cs) for ops, cs in chains.items()}
         out = self._price(view, current, direct + list(reps.values()), tag, best)
+        # a representative over a budget (MACs, slowdown) says little about its sub-chain's
+        # coarser tilings: judge those sub-chains by their coarsest tiling instead
+        priced = {id(r.cand) for r in out}
+        coarse = {ops: min(chains[ops], key=lambda c: c.parts) for ops, rep in reps.items() if id(rep) not in priced}
+        coarse = {ops: c for ops, c in coarse.items() if c != reps[ops]}
+        out += self._price(view, current, list(coarse.values()), tag, best)
+        reps.update(coarse)
         first = sorted((r for r in out if r.cand.kind == "FFMT"), key=lambda r: r.key(self.objective))
         top = list(dict.fromkeys(r.cand.ops for r in first))[:FFMT_CHAINS_PER_ROUND if expand else 0]
         out += self._price(view, current, [c for ops in top for c in chains[ops] if c != reps[ops]], tag, best)
