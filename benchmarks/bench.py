@@ -24,6 +24,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def keep_output(path: Path, run: str, data: bytes) -> Optional[str]:
     return str(out)
 
 
-def _callgrind_module():
+def _callgrind_module() -> ModuleType:
     import callgrind  # benchmarks/callgrind.py (valgrind); imported only when measuring
     return callgrind
 
@@ -114,7 +115,7 @@ class InstructionCache:
     """Callgrind counts by model sha256: the recorded measurements (tests/data) and this
     benchmark's own cache file, so a rerun measures only models it has not seen."""
 
-    def __init__(self, cg, path: Path) -> None:
+    def __init__(self, cg: ModuleType, path: Path) -> None:
         self.cg, self.path = cg, path
         version = cg.tflm_version()
         self.counts: dict[str, int] = {r["sha256"]: r["instructions"] for r in cg.load_records()
@@ -195,7 +196,7 @@ def tiling_row(r: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """Three tables: planning only, tiling under MAC budgets, and exact int8 partial sums."""
+    """Four tables: planning only, tiling under MAC budgets, the head objective, exact int8 partial sums."""
     out = ["**Without touching an op** (`--passes reorder,plan`): bytes of TFLM's arena head.", "",
            "| model | TFLM default | reorder+plan | peak-live bound | ILP optimal | seconds | "
            "Cortex-M4 header, input (ref / CMSIS-NN) | Cortex-M4 header, reorder+plan |",
