@@ -166,8 +166,8 @@ def test_verify_command_prints_both_arenas(tmp_path):
     from fdt_tflm.io import write_model
     from fdt_tflm.verify import make_inputs, run
     a = PROJECT_MODELS / "radar.tflite"
-    m, _ = reorder(read_model(a.read_bytes()), time_limit=2.0)
-    m, _ = plan(m, time_limit=5.0)
+    m, _ = reorder(read_model(a.read_bytes()))
+    m, _ = plan(m)
     b = tmp_path / "radar.planned.tflite"
     b.write_bytes(write_model(m))
     assert b.read_bytes() != a.read_bytes()

@@ -493,9 +493,9 @@ def test_resnet8_residual_block_tiling_lowers_the_tflm_total():
     TFLM's measured head *and* total below what reorder + plan alone give, bit-exact."""
     from fdt_tflm.memory.passes import reorder_and_plan
     m = _real("mlperf_ic_resnet8_int8")
-    base, _, _ = reorder_and_plan(m, time_limit=2)
+    base, _, _ = reorder_and_plan(m)
     raw = apply_ffmt(m, [1, 2, 3], (3, 1))
-    tiled, _, _ = reorder_and_plan(raw, time_limit=2)
+    tiled, _, _ = reorder_and_plan(raw)
     cmp = compare_models(m, write_model(base), write_model(tiled), n_samples=2, litert=False)
     assert cmp.ok, cmp.tflm.note
     a, b = cmp.tflm.a, cmp.tflm.b
@@ -525,8 +525,8 @@ def test_vww_first_block_ramped_tiles_meet_the_arena_target():
     # 12+15+15+15 = 57; columns 12,12: 25+24 = 49 and 26+25 = 51.
     assert_overhead_by_hand(m, [0, 1, 2, 3], tiles, tiled,
                             (57 * 51 - 48 * 48) * 3 * 3 * 3 * 8 + (51 * 49 - 48 * 48) * (3 * 3 * 8 + 8 * 16))
-    tiled.main.operators = list(best_order(tiled.main, 20.0, scratch_bytes(tiled.main)).order)
-    planned, _ = plan(tiled, time_limit=5.0)
+    tiled.main.operators = list(best_order(tiled.main, scratch=scratch_bytes(tiled.main)).order)
+    planned, _ = plan(tiled)
     cmp = compare_models(m, write_model(m), write_model(planned), n_samples=2, litert=False)
     assert cmp.ok, cmp.tflm.note
     assert cmp.tflm.b.head <= 42_000 and cmp.tflm.b.total <= 85_248, (cmp.tflm.b.head, cmp.tflm.b.total)  # 41696 / 84336

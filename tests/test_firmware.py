@@ -78,8 +78,8 @@ def small_model(dtype: str = "INT8"):
 # the arena number
 def _reorder_plan(data: bytes) -> bytes:
     from fdt_tflm.memory import passes
-    m, _ = passes.reorder(read_model(data), time_limit=1.0)
-    m, _ = passes.plan(m, time_limit=3.0)
+    m, _ = passes.reorder(read_model(data))
+    m, _ = passes.plan(m)
     return write_model(m)
 
 

@@ -19,8 +19,8 @@ TARGETS = {"mlperf_vww_mbv1_96_int8": (47_000, 80_000), "tflm_person_detect_int8
 
 def finish(model: Model) -> Model:
     """What the pipeline does after the search: reorder, then write the offline plan."""
-    m, _ = reorder(model, time_limit=2.0)
-    m, _ = plan(m, time_limit=5.0)
+    m, _ = reorder(model)
+    m, _ = plan(m)
     return m
 
 
