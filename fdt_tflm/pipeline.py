@@ -53,7 +53,9 @@ class Options:
     progress: Optional[Progress] = None
     effort: int = DEFAULT_LEVEL  # 1..5: work budgets (counts, not seconds), see fdt_tflm.effort
     max_slowdown: Optional[float] = None  # predicted extra instructions allowed, % of the input's; None: no limit
-    cpu: str = "cortex-m4"  # the firmware target the report's ``target`` predicts for (--cpu / --part's core)
+    # the firmware target the report's ``target`` predicts for (--cpu / --part's core); the
+    # search keeps pricing the tail as tiling.search.SEARCH_TARGET (a Cortex-M4, reference) does
+    cpu: str = "cortex-m4"
     kernels: str = "reference"  # and its TFLM kernels (--kernels)
 
     def say(self, msg: str) -> None:

@@ -51,7 +51,7 @@ def replace_region(model: Model, old: Sequence[Operator], new: Sequence[Operator
     valid (every input of the region exists by then, and only the region's final outputs
     are read after it), the first when the region reads nothing produced in between.
     ``new_tensors`` not yet in the subgraph are appended; tensors only the old region used
-    are pruned (:func:`prune`)."""
+    are pruned (:func:`prune`); an offline plan is dropped."""
     sg = model.subgraphs[subgraph]
     gone = {id(op) for op in old}
     if len(gone) != len(old) or not gone:
@@ -68,6 +68,7 @@ def replace_region(model: Model, old: Sequence[Operator], new: Sequence[Operator
         if id(t) not in have:
             have.add(id(t))
             sg.tensors.append(t)
+    drop_offline_plan(model)  # tensor positions changed, whatever is pruned
     prune(model, [t for op in old for t in [*op.inputs, *op.outputs, *op.intermediates] if t is not None],
           subgraph)
 

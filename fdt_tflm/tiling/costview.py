@@ -10,9 +10,11 @@ tensors.
 
 The region's own order matters: a spatial tiling emitted tile by tile keeps its big input
 alive until the last tile has sliced it.  :func:`price` also tries taking the remaining
-input slices early (after the first ``c`` of them, for every ``c``), which frees that input
-sooner at the price of holding the slices, and keeps the order with the lowest peak (the
-one the planner will then be given).
+input slices early (after the first ``c`` of them, for up to HOIST_CUTS values of ``c``),
+which frees that input sooner at the price of holding the slices, and keeps the order with
+the lowest peak (the one the planner will then be given).  Head and MACs are exact for the
+order kept; the tail delta rounds per op where TFLM rounds per block, so it is within a few
+bytes (the planned candidates get the full replay).
 """
 from __future__ import annotations
 
@@ -117,8 +119,8 @@ class _Step:
 
 def _step(op: Operator, memo: dict[int, _Step]) -> _Step:
     if id(op) not in memo:
-        reads = {id(t): _planned(t) for t in op.inputs if t is not None and _planned(t)}
-        memo[id(op)] = _Step(tuple(reads.items()), tuple((id(t), _planned(t)) for t in op.outputs if _planned(t)),
+        reads = {id(t): n for t in op.inputs if t is not None for n in [_planned(t)] if n}
+        memo[id(op)] = _Step(tuple(reads.items()), tuple((id(t), n) for t in op.outputs for n in [_planned(t)] if n),
                              sum(align(x) for x in scratch_requests(op)))
     return memo[id(op)]
 
@@ -222,7 +224,7 @@ def _with_window(ops: Sequence[Operator], window: Sequence[Operator], between: s
 def _tail_key(op: Operator) -> tuple:
     """What an op's tail depends on: its code, operand count and the constant operands' shapes
     (per-channel arrays follow the weights), so a tile op costs what its original does."""
-    return (id(op.opcode), len(op.inputs), len(op.outputs),
+    return (op.opcode.key(), len(op.inputs), len(op.outputs),
             tuple(None if t is None or not t.is_constant else (tuple(t.shape), t.dtype) for t in op.inputs[1:]),
             tuple(op.outputs[0].shape[-1:]) if op.outputs else ())
 

@@ -97,7 +97,7 @@ def _clone(op: Operator, inputs: list, outputs: list) -> Operator:
 
 
 class _Rewriter:
-    """Builds the parts of one path inside a (copied) model."""
+    """Builds the parts of one path inside a fork of the model (new objects only)."""
 
     def __init__(self, model: Model, info: PathInfo, parts: int):
         self.model, self.sg, self.info, self.parts = model, model.main, info, parts
@@ -266,7 +266,8 @@ def apply_fdt(model: Model, path: Sequence[int], parts: int, end: str = CONCAT) 
     ``end``: "concat" (the parts are concatenated after the last op of the path) or
     "partial" (the last op is a float32 conv/dense split by input channels, parts summed
     with ADD).  Raises :class:`FdtError` if the path cannot be split.  Graph input/output
-    tensors are kept as objects (at their positions in the copy)."""
+    tensors are kept as objects; the result is a fork (``ir.surgery``) sharing every untouched
+    op and tensor with ``model``, which is not modified."""
     info = analyze_path(model.main, path, end, parts)
     out = fork(model)
     sg = out.main

@@ -20,9 +20,9 @@ TFLM's reference kernels, the firmware's default; its 32-bit structs make each a
 and tensor cost about half of what the 64-bit host interpreter's do, so splits that pay off
 on the device are no longer rejected for the host's sake).  The ``head`` objective
 minimises the planned head instead (the activation arena the paper reports), subject to
-the total, on the target and on the host, never exceeding the input's as TFLM runs it
-(:func:`head_caps`): never worse than the input is the promise, below that tail may be
-traded for head.
+the total, on the target and on the host, never exceeding the input's as TFLM runs it (or
+what reorder + plan alone give, if that is more; :func:`head_caps`): never worse than the
+input is the promise, below that tail may be traded for head.
 """
 from __future__ import annotations
 
@@ -99,8 +99,9 @@ class Estimate:
 
 
 # The search's own planning effort per candidate: the heuristic planner with a short local
-# search and a smaller scheduling budget (no ILP).  Candidates only need ranking; the plan
-# pass then gives the chosen model the full effort, which can only lower its head.
+# search and a smaller scheduling budget (no ILP).  Candidates only need ranking; the reorder
+# and plan passes then give the chosen model the full effort (and keep the better of the
+# stored and the new order).
 SEARCH_SCHEDULE_STATES = 20_000
 SEARCH_PLAN_MOVES = 60
 
@@ -118,14 +119,18 @@ def _planned_head(sg: Subgraph, order: Sequence[Operator], effort: Effort) -> in
     return int(best_heuristic(ivs, share, stop_at=lower_bound(ivs, share), moves=effort.plan_moves).arena)
 
 
-def estimate(model: Model, exact: bool = False, keep_order: bool = False, target: Target = SEARCH_TARGET,
+def estimate(model: Model, exact: bool = False, time_limit: Optional[float] = None,
+             keep_order: bool = False, order_time_limit: Optional[float] = None, target: Target = SEARCH_TARGET,
              effort: Effort = DEFAULT_EFFORT, schedule: bool = True) -> Estimate:
     """Arena estimate plus the predicted tail.  ``exact``: the planned head of the better of
     the stored order and the scheduler's (as the reorder + plan passes will do); ``keep_order``
     then also stores that order in ``model`` (which must be the caller's own); ``schedule=False``
     plans the stored order only (the search's candidates: the cost view ordered them).  Cheap form:
     peak live bytes of the stored order (the search keeps the stored order good: each
-    candidate's region is stored in the order the cost view found best)."""
+    candidate's region is stored in the order the cost view found best).  ``time_limit`` and
+    ``order_time_limit``: deprecated, ignored (``effort`` bounds the work)."""
+    ignore_time_limit(time_limit, "estimate")
+    ignore_time_limit(order_time_limit, "estimate")
     sg = model.main
     if exact:
         effort = _search_effort(effort)
@@ -265,8 +270,7 @@ def fdt_candidates(sg: Subgraph, seeds: Sequence[int], parts: Sequence[int] = DE
     return out
 
 
-def _ffmt_candidates(model: Model, seeds: Sequence[int], orig_macs: int, cur_macs: int,
-                     max_overhead: float, ramps: bool = False) -> list[Candidate]:
+def _ffmt_candidates(model: Model, seeds: Sequence[int], max_overhead: float, ramps: bool = False) -> list[Candidate]:
     if max_overhead <= 0:
         return []
     seedset = set(seeds)
@@ -394,8 +398,7 @@ class _Search:
             cands += _partial_candidates(current, seeds, self.parts)
         chains: dict[tuple[int, ...], list[Candidate]] = {}
         if self.allow_ffmt:
-            for c in _ffmt_candidates(current, seeds, self.orig_macs, model_macs(current), self.max_overhead,
-                                      ramps=self.objective == "head"):
+            for c in _ffmt_candidates(current, seeds, self.max_overhead, ramps=self.objective == "head"):
                 chains.setdefault(c.ops, []).append(c)
         return cands, chains
 
@@ -431,9 +434,9 @@ class _Search:
             self.tried += 1
             try:
                 m = c.apply(current)
+                p = price(view, m, instructions=self.max_slowdown is not None)
             except (FdtError, ValueError, IndexError, KeyError, TypeError):
                 continue  # a candidate a rewrite cannot express is skipped, never fatal
-            p = price(view, m, instructions=self.max_slowdown is not None)
             ovh = 100.0 * (p.macs - self.orig_macs) / self.orig_macs
             slow = None if p.instructions < 0 else \
                 100.0 * (p.instructions - self.orig_instructions) / self.orig_instructions
@@ -553,12 +556,14 @@ def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int, slow: float) -> C
 def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float] = None,
            progress: Optional[Progress] = None, allow_ffmt: bool = True,
            parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
+           plan_time_limit: Optional[float] = None,
            allow_custom_ops: bool = False, objective: str = "total", target: Target = SEARCH_TARGET,
            effort: Effort = DEFAULT_EFFORT, max_slowdown: Optional[float] = None) -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
 
     ``objective``: "total" (head + tail, the default) or "head" (the planned head, with the
-    total kept at or below the input's as TFLM runs it; see the module docstring).
+    total kept at or below the input's as TFLM runs it, or reorder + plan's if more; see the
+    module docstring).
     ``target``: whose persistent tail the total prices (default :data:`SEARCH_TARGET`).
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
@@ -566,19 +571,22 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
     original's (:mod:`fdt_tflm.catalog.instructions`; None: no limit).  ``effort``: the work
     budget (candidates priced, candidates planned;
     :mod:`fdt_tflm.effort`); the best so far is returned when it is spent, so the result
-    never depends on the machine's speed or load.  ``time_budget``: deprecated, ignored.
+    never depends on the machine's speed or load.  ``time_budget``, ``plan_time_limit``:
+    deprecated, ignored.
     ``progress(msg)``: called with what is being tried.
     ``allow_custom_ops``: also try exact int8 partial-sum ends (the FDT_PARTIAL kernel,
     :mod:`fdt_tflm.tiling.partial`); the result then needs that kernel in the firmware.
     When no single rewrite helps because the peak is reached at several places, the search
     looks one rewrite ahead (the best few that flatten the peak, each followed by a round).
-    The input model is not modified (the result shares nothing with it).  Unsupported ops
+    The input model is not modified; the result shares nothing with it (it is the input
+    itself when no rewrite helped).  Unsupported ops
     simply end paths.  When a path is applied, the returned model's operators are also in
     the order the planner liked best (op indices in ``paths`` refer to that working model,
     as it was when each rewrite was applied)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     ignore_time_limit(time_budget, "search")
+    ignore_time_limit(plan_time_limit, "search")
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()  # reported only; no decision depends on it
     st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)),
