@@ -27,7 +27,7 @@ padding at all, whatever this field says (``tiling.ffmt.AxisGeom.same_matches``)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping, Optional, Union
 

@@ -82,7 +82,7 @@ def used_tensors(model: Model, subgraph: int = 0) -> set[int]:
         used.update(id(t) for t in [*op.inputs, *op.outputs, *op.intermediates] if t is not None)
     for sd in model.signature_defs:
         if sd.subgraph_index == subgraph:
-            used.update(id(t) for _, t in [*sd.inputs, *sd.outputs] if isinstance(t, Tensor))
+            used.update(id(t) for t in sd.tensors())
     return used
 
 

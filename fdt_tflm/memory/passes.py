@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
+from ..ir.surgery import drop_offline_plan
 from ..ir.graph import Model
 from .ilp import plan_offsets
 from .inplace import shareable_pairs
 from .lifetimes import lifetimes, peak_live
-from .offline_plan import METADATA_NAME, check_offline_plan, set_plan
+from .offline_plan import check_offline_plan, set_plan
 from .scheduler import Schedule, best_order
 from .scratch import scratch_bytes, scratch_intervals
 from .tflm_model import predict_head
@@ -68,7 +69,7 @@ def plan(model: Model, time_limit: Optional[float] = None, solver: str = "cbc", 
     method, planned = res.method, res.arena
     # TFLM's own plan for this order: never ship a plan that does worse than having none
     plain = copy.copy(out)
-    plain.metadata = [(n, b) for n, b in out.metadata if n != METADATA_NAME.encode()]
+    drop_offline_plan(plain)
     baseline = predict_head(plain, scratch=scratch)
     if head > baseline.head:
         offs = {iv.index: off for iv, off in zip(baseline.buffers, baseline.offsets) if iv.tensor is not None}

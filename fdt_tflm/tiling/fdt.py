@@ -270,7 +270,6 @@ def apply_fdt(model: Model, path: Sequence[int], parts: int, end: str = CONCAT) 
     op and tensor with ``model``, which is not modified."""
     info = analyze_path(model.main, path, end, parts)
     out = fork(model)
-    sg = out.main
     rw = _Rewriter(out, info, parts)
     rw.build()
     rw.splice(info.ops)

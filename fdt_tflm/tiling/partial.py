@@ -34,7 +34,7 @@ from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Buffer, Model, Operator, Subgraph, Tensor
 from ..ir.surgery import fork
-from ..ir.macs import op_macs
+from ..ir.macs import graph_macs
 from ..ir.types import DTYPE_CODES
 from ..memory.lifetimes import Interval, lifetimes
 from ..reference.fixedpoint import activation_range
@@ -251,18 +251,10 @@ def needs_custom_kernel(model: Model) -> bool:
     return any(is_fdt_partial(op) for sg in model.subgraphs for op in sg.operators)
 
 
-def partial_op_macs(op: Operator) -> int:
-    """MACs of one FDT_PARTIAL op: its slice's share of the original conv/dense."""
-    w = op.inputs[1]
-    y = op.outputs[0]
-    if len(w.shape) == 4:
-        return y.num_elements * w.shape[1] * w.shape[2] * w.shape[3]
-    return y.num_elements * w.shape[1]
-
-
 def model_macs(model: Model) -> int:
-    """MACs of subgraph 0, counting FDT_PARTIAL ops by their slice of work."""
-    return sum(partial_op_macs(op) if is_fdt_partial(op) else op_macs(op) for op in model.main.operators)
+    """MACs of subgraph 0 (FDT_PARTIAL ops count their slice of the work: the catalog's
+    partial-sum MAC kind)."""
+    return graph_macs(model.main)
 
 
 def shareable_pairs(sg: Subgraph, intervals: Sequence[Interval], reshape_in_place: bool = True) -> list[tuple[int, int]]:
