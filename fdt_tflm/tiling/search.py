@@ -417,10 +417,10 @@ class _Search:
         coarse = {ops: min(chains[ops], key=lambda c: c.parts) for ops, rep in reps.items() if id(rep) not in priced}
         coarse = {ops: c for ops, c in coarse.items() if c != reps[ops]}
         out += self._price(view, current, list(coarse.values()), tag, best)
-        reps.update(coarse)
+        done = {ops: {rep} | ({coarse[ops]} if ops in coarse else set()) for ops, rep in reps.items()}
         first = sorted((r for r in out if r.cand.kind == "FFMT"), key=lambda r: r.key(self.objective))
         top = list(dict.fromkeys(r.cand.ops for r in first))[:FFMT_CHAINS_PER_ROUND if expand else 0]
-        out += self._price(view, current, [c for ops in top for c in chains[ops] if c != reps[ops]], tag, best)
+        out += self._price(view, current, [c for ops in top for c in chains[ops] if c not in done[ops]], tag, best)
         out.sort(key=lambda r: r.key(self.objective))
         return out
 
