@@ -307,6 +307,7 @@ class _Ranked:
     overhead: float
     slowdown: Optional[float] = None  # predicted instruction overhead, % of the original's (see _Search.slow)
     _plateau: Optional[tuple[int, int]] = None
+    exact_est: Optional[Estimate] = None  # its full estimate, once planned (kept: planning is dear)
 
     @property
     def plateau(self) -> tuple[int, int]:
@@ -482,6 +483,7 @@ class _Search:
             if self.out_of_work():
                 break
             ex = self.exact(r.model, r.cand.kind)
+            r.exact_est = ex
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1,
                                            round(self.slow(r), 3)))
             if self.better(ex, cur) and (best is None or (self.score(ex), r.overhead)
@@ -506,7 +508,8 @@ class _Search:
                     break
                 # the chain so far may already win once scheduled and planned (its cheap
                 # estimate, on the stored order, is what kept it out of the round's top few)
-                ex = self.exact(chain[-1].model, chain[-1].cand.kind)
+                ex = chain[-1].exact_est or self.exact(chain[-1].model, chain[-1].cand.kind)
+                chain[-1].exact_est = ex
                 if self.better(ex, cur) and (not best or self.score(ex) < self.score(best[-1].est)):
                     best = chain[:-1] + [_Ranked(chain[-1].cand, chain[-1].model, ex, chain[-1].overhead,
                                                  self.slow(chain[-1]))]
