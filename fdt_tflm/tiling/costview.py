@@ -19,11 +19,13 @@ bytes (the planned candidates get the full replay).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Sequence
 
 from ..catalog.instructions import op_instructions, predict_instructions
 from ..ir.graph import Model, Operator, Tensor
-from ..memory.lifetimes import align, lifetimes
+from ..ir.macs import op_macs
+from ..memory.lifetimes import align, lifetimes, live_bytes_per_scope
 from ..memory.scratch import scratch_intervals, scratch_requests
 from ..target import HOST, Target
 from ..target.abi import ABI_TABLES
@@ -76,23 +78,38 @@ class View:
     tail: int
     host_tail: int
     macs: int
-    instructions: int  # predicted, host TFLM reference kernels (catalog.instructions)
     tail_memo: dict = field(default_factory=dict)  # (target, op tail key) -> bytes, see _op_tails
 
     @classmethod
     def of(cls, model: Model, target: Target) -> "View":
         sg = model.main
         ivs = lifetimes(sg)
-        n = len(sg.operators) + 1
-        live = [0] * n
-        for iv in ivs + scratch_intervals(sg):
-            for s in range(iv.first, min(iv.last, n - 1) + 1):
-                live[s] += iv.size
+        live = live_bytes_per_scope(ivs + scratch_intervals(sg), len(sg.operators) + 1)
         tail = predict_tail(model, target)
         return cls(model, target, {id(op): i + 1 for i, op in enumerate(sg.operators)}, live,
                    {id(iv.tensor): iv.last for iv in ivs}, {id(iv.tensor): iv.first for iv in ivs},
-                   tail, tail if target == HOST else predict_tail(model, HOST), model_macs(model),
-                   predict_instructions(model))
+                   tail, tail if target == HOST else predict_tail(model, HOST), model_macs(model))
+
+    @cached_property
+    def instructions(self) -> int:
+        """Predicted instructions (host TFLM reference kernels); only a slowdown budget asks."""
+        return predict_instructions(self.model)
+
+    @cached_property
+    def _peaks_around(self) -> tuple[list[int], list[int]]:
+        """Highest live bytes before each step and after it (the steps a window leaves alone)."""
+        before, after, hi = [0] * len(self.live), [0] * len(self.live), 0
+        for s, x in enumerate(self.live):
+            before[s], hi = hi, max(hi, x)
+        hi = 0
+        for s in range(len(self.live) - 1, -1, -1):
+            after[s], hi = hi, max(hi, self.live[s])
+        return before, after
+
+    def outside(self, a: int, b: int) -> int:
+        """Highest live bytes at the steps outside a..b."""
+        before, after = self._peaks_around
+        return max(before[a], after[b])
 
 
 @dataclass(frozen=True)
@@ -200,11 +217,10 @@ def price(v: View, cand: Model, instructions: bool = True) -> Priced:
         peak = base + _simulate(v, [_step(op, memo) for op in window], a, b)
         if best[0] < 0 or peak < best[0]:
             best = (peak, window)
-    outside = max([x for s, x in enumerate(v.live) if s < a or s > b] or [0])
-    order = _with_window(sg.operators, best[1], between, {id(op) for op in new_ops})
+    order = _with_window(sg.operators, best[1], between, new_set)
     n_instr = -1 if not instructions else v.instructions + sum(op_instructions(op) for op in new_ops) \
         - sum(op_instructions(op) for op in old_ops)
-    return Priced(max(outside, best[0]), *_tails(v, cand, old_ops, new_ops), _macs(v, old_ops, new_ops),
+    return Priced(max(v.outside(a, b), best[0]), *_tails(v, cand, old_ops, new_ops), _macs(v, old_ops, new_ops),
                   n_instr, tuple(order))
 
 
@@ -250,5 +266,4 @@ def _tails(v: View, cand: Model, old: Sequence[Operator], new: Sequence[Operator
 
 
 def _macs(v: View, old: Sequence[Operator], new: Sequence[Operator]) -> int:
-    from ..ir.macs import op_macs
     return v.macs + sum(op_macs(op) for op in new) - sum(op_macs(op) for op in old)
