@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from fdt_tflm.api import optimize  # noqa: E402
 from fdt_tflm.errors import FdtError  # noqa: E402
 from fdt_tflm.io import read_model  # noqa: E402
-from fdt_tflm.target import predict_arena, target_for  # noqa: E402
+from fdt_tflm.tflm_model import predict_arena, target_for  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models"
 MARK_BEGIN, MARK_END = "<!-- bench:begin -->", "<!-- bench:end -->"

@@ -48,7 +48,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fdt_tflm.catalog import instructions as ins  # noqa: E402
+from fdt_tflm.tflm_model import instructions as ins  # noqa: E402
 from fdt_tflm.io.reader import read_model  # noqa: E402
 from fdt_tflm.io.writer import write_model  # noqa: E402
 from fdt_tflm.ir.builder import options, quant  # noqa: E402

@@ -46,7 +46,11 @@ REPO_MODELS = tuple(REPO / "models" / f"{m}.tflite" for m in ("convdense", "kws"
 CUSTOM_OP_MODELS = (REPO / "models" / "convdense.tflite", SHARED / "tflm_micro_speech_int8.tflite")
 M33_MODELS = ("mlperf_ad_toycar_int8", "mlperf_kws_dscnn_int8", "mlperf_vww_mbv1_96_int8",
               "tflm_micro_speech_lstm_int8")
-FLAGS = {"original": ["--no-optimize"], "optimized": [], "custom-ops": ["--allow-custom-ops"]}
+FLAGS = {"original": ["--no-optimize"], "optimized": [], "custom-ops": ["--allow-custom-ops"],
+         "head30": ["--objective", "head", "--max-overhead", "30"]}
+# A record's mode -> (the harness's mode, objective, MAC budget %)
+HARNESS_MODE = {"original": ("original", "total", 0.0), "optimized": ("optimized", "total", 0.0),
+                "custom-ops": ("custom-ops", "total", 0.0), "head30": ("optimized", "head", 30.0)}
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,11 @@ def plan() -> list[Config]:
     out = []
     for cpu, models in (("cortex-m4", SHARED_MODELS), ("cortex-m33", M33_MODELS)):
         for kernels in KERNELS:
-            for mode in ("original", "optimized"):
+            for mode in ("original", "optimized", "head30"):
                 out += [Config(SHARED / f"{m}.tflite", mode, kernels, cpu) for m in models]
             if cpu == "cortex-m4":
-                out += [Config(p, mode, kernels, cpu) for mode in ("original", "optimized") for p in REPO_MODELS]
+                out += [Config(p, mode, kernels, cpu) for mode in ("original", "optimized", "head30")
+                        for p in REPO_MODELS]
                 out += [Config(p, "custom-ops", kernels, cpu) for p in CUSTOM_OP_MODELS]
     return out
 
@@ -104,8 +109,9 @@ def tool_version(tool: str) -> str:
 
 def measure(cfg: Config, tree: str, build_dir: str | None, meta: dict[str, Any]) -> dict[str, Any]:
     """One record: the device-run result, or the error that stopped it."""
-    opts = DeviceOptions(model=str(cfg.path), tree=tree, kernels=cfg.kernels, cpu=cfg.cpu, mode=cfg.mode,
-                         build_dir=build_dir)
+    mode, objective, max_overhead = HARNESS_MODE[cfg.mode]
+    opts = DeviceOptions(model=str(cfg.path), tree=tree, kernels=cfg.kernels, cpu=cfg.cpu, mode=mode,
+                         build_dir=build_dir, objective=objective, max_overhead=max_overhead)
     base = {"model": cfg.path.name, "mode": cfg.mode, "kernels": cfg.kernels, "cpu": cfg.cpu,
             "flags": FLAGS[cfg.mode] + (["--kernels", "cmsis-nn"] if cfg.kernels == "cmsis-nn" else []), **meta,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -114,6 +120,7 @@ def measure(cfg: Config, tree: str, build_dir: str | None, meta: dict[str, Any])
     except FdtError as e:
         return {**base, "ran": False, "error": str(e)}
     res.pop("model", None)
+    res["mode"] = cfg.mode
     return {**base, "ran": True, "error": None, **res}
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fdt_tflm.io import read_model, write_model  # noqa: E402
 from fdt_tflm.ir.graph import Model  # noqa: E402
-from fdt_tflm.memory.lifetimes import lifetimes  # noqa: E402
+from fdt_tflm.tflm_model.lifetimes import lifetimes  # noqa: E402
 from fdt_tflm.memory.passes import reorder_and_plan  # noqa: E402
 from fdt_tflm.tiling.ffmt import Tiles, apply_ffmt  # noqa: E402
 from fdt_tflm.tiling.partial import model_macs  # noqa: E402

@@ -9,10 +9,11 @@ from .errors import FdtError
 from .io.reader import check_dataflow
 from .ir.graph import Model, Operator, Subgraph
 from .ir.macs import op_macs
-from .memory.lifetimes import lifetimes, live_bytes_per_scope, peak_live
-from .memory.offline_plan import read_plan
-from .memory.scratch import scratch_intervals
-from .memory.tflm_model import ArenaPrediction, predict_head
+from .tflm_model.lifetimes import lifetimes, live_bytes_per_scope, peak_live
+from .tflm_model.offline_plan import read_plan
+from .tflm_model.scratch import scratch_intervals
+from .tflm_model.target import HOST
+from .tflm_model.head import ArenaPrediction, predict_head
 
 _FLOAT, _INT8, _UINT8 = 0, 9, 3
 
@@ -68,7 +69,7 @@ def summary(model: Model) -> dict:
         "activation_tensors": len(ivs),
         "tflm_default_arena_bytes": _default_head(model),
         "predicted_head_bytes": predicted_head(model).head,
-        "scratch_bytes": sum(iv.size for iv in scratch_intervals(sg)),
+        "scratch_bytes": sum(iv.size for iv in scratch_intervals(sg, HOST)),
         "peak_live_bytes": peak_live(ivs),
         "largest_tensor_bytes": max((iv.size for iv in ivs), default=0),
         "macs": sum(r.macs for r in rows),
@@ -82,7 +83,7 @@ def summary(model: Model) -> dict:
 def predicted_head(model: Model) -> ArenaPrediction:
     """TFLM's head for this model as stored: its offline plan (if any), greedy placement for
     the rest, and the kernel scratch buffers TFLM places at run time."""
-    return predict_head(model, scratch=scratch_intervals(model.main))
+    return predict_head(model, scratch=scratch_intervals(model.main, HOST))
 
 
 def _default_head(model: Model) -> int:

@@ -18,6 +18,7 @@ from .io.atomic import atomic_write, write_all  # noqa: F401  (atomic_write re-e
 from .ir.graph import Model
 from .pipeline import DEFAULT_PASSES, PASSES, ModelSource, Options, Progress, run, stderr_progress
 from .report import VERIFIERS, Report
+from .tflm_model.target import CORTEX_M4, Target, target_for
 
 __all__ = ["optimize", "Result", "parse_passes", "PASSES", "DEFAULT_PASSES", "ModelSource", "Progress"]
 
@@ -46,6 +47,7 @@ class Result:
     verified: Optional[bool] = None
     source_path: Optional[str] = None
     _original_model: Optional[Model] = field(default=None, repr=False)
+    target: Target = CORTEX_M4  # the TFLM build everything was priced for (optimize's cpu=, kernels=)
 
     # -- output ------------------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike], report_path: Union[str, os.PathLike, None] = None) -> None:
@@ -70,9 +72,13 @@ class Result:
                          f"({_pct(r.original_total_arena_bytes, r.total_arena_bytes)})")
         lines.append(f"  peak live bound {r.peak_live_bytes:,} B; planned {r.planned_bytes:,} B"
                      f"{' (optimal)' if r.optimal else ''}")
-        budget = "" if r.max_slowdown_pct is None else f"; slowdown budget {r.max_slowdown_pct:g} %"
-        lines.append(f"  MACs {r.macs:,} (+{r.mac_overhead_pct:.2f} %); instructions {r.instructions:,} "
-                     f"({r.instruction_overhead_pct:+.2f} %, predicted{budget})")
+        budget = "" if "tile" not in r.passes else \
+            ("; no slowdown budget" if r.max_slowdown_pct is None else f"; slowdown budget {r.max_slowdown_pct:g} %")
+        lines.append(f"  MACs {r.macs:,} (+{r.mac_overhead_pct:.2f} %); instructions per invoke "
+                     f"{r.original_instructions:,} -> {r.instructions:,} ({r.instruction_overhead_pct:+.2f} %, "
+                     f"predicted for {r.instructions_for}{budget})")
+        if "tile" in r.passes and not r.paths and r.max_slowdown_pct is not None and _slowdown_note(r):
+            lines.append(f"  {_slowdown_note(r)}")
         lines += [f"  {p.kind} x{p.parts}: {' -> '.join(p.ops)}" for p in r.paths]
         v = r.verified
         objective = f" (objective: {r.objective})" if "tile" in r.passes else ""
@@ -140,6 +146,13 @@ def _pct(a: Optional[int], b: Optional[int]) -> str:
     return f"{(b - a) / a * 100:+.1f} %"
 
 
+def _slowdown_note(r: Report) -> str:
+    """Says so when the search kept no rewrite because every one cost more run time than the
+    budget allowed (the memory that is free, reorder and plan, is still taken)."""
+    notes = [n for n in r.search_notes if n.startswith("no rewrite within")]
+    return notes[0] if notes else ""
+
+
 def _guard_line(r: Report) -> str:
     """One line: was the requested result kept, and on what evidence."""
     g = r.guard
@@ -159,7 +172,8 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
              verify: bool = True, allow_custom_ops: bool = False, time_limit: float = 5.0,
              search_budget: float = 45.0, samples: int = 5, progress: Union[Progress, bool, None] = None,
              litert: bool = True, objective: str = "total", effort: int = DEFAULT_LEVEL,
-             max_slowdown: Optional[float] = None, cpu: str = "cortex-m4", kernels: str = "reference") -> Result:
+             max_slowdown: Optional[float] = None, cpu: str = "cortex-m4", kernels: str = "reference",
+             target: Optional[Target] = None) -> Result:
     """Optimise a TFLite model for TFLM.
 
     ``source``: a path, the model bytes or an IR Model.  ``passes``: any of tile, reorder,
@@ -168,12 +182,15 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     LiteRT) and refuse a result whose outputs differ.  ``effort``: 1..5 (default 2), how much
     work the search, scheduler and planner may do, counted, never timed: the same input gives
     the same bytes on any machine (ValueError outside 1..5).  ``time_limit`` and
-    ``search_budget`` (seconds) are deprecated and ignored.  ``cpu`` / ``kernels``: the firmware
-    target whose arena the report's ``target`` predicts (FdtError for an unknown CPU).  ``objective``: what the tiling
+    ``search_budget`` (seconds) are deprecated and ignored.  ``cpu`` / ``kernels`` (or
+    ``target``, a :class:`fdt_tflm.tflm_model.Target`): the TFLM build the model is for; the
+    search prices its tail, kernel scratch and instructions, the planner reserves its scratch,
+    the guard and the report predict for it (FdtError for an unknown CPU).  ``objective``: what the tiling
     search minimises, "total" (TFLM head + persistent tail) or "head" (the activation arena,
     with the total kept at or below the input's as TFLM runs it).  ``max_slowdown``: the
-    tiling search's budget of predicted extra instructions per invoke, percent of the input's
-    (:mod:`fdt_tflm.catalog.instructions`; None: no limit; ValueError if negative).  If the
+    tiling search's budget of predicted extra instructions per invoke on the target, percent
+    of the input's (:mod:`fdt_tflm.tflm_model.instructions`; None: the default, 1 %, FDT's
+    zero-overhead promise; ``math.inf``: no limit; ValueError if negative).  If the
     result's head or total would exceed the input's, fewer passes are applied
     (``report.guard`` says which and why).
     """
@@ -183,7 +200,7 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
         progress = stderr_progress() if progress is None else (lambda m: print(m, file=sys.stderr))
     opts = Options(parse_passes(passes), max_overhead, verify, allow_custom_ops, time_limit, search_budget,
                    samples, litert, objective, progress or None, effort=effort, max_slowdown=max_slowdown,
-                   cpu=cpu, kernels=kernels)
+                   target=target or target_for(cpu, kernels))
     out = run(source, opts)
     return Result(out.kept.candidate.model, out.kept.candidate.data, out.report, out.source.data,
-                  out.kept.verified, out.source.path, out.source.model)
+                  out.kept.verified, out.source.path, out.source.model, opts.target)

@@ -9,6 +9,7 @@ report says what happened.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -17,12 +18,13 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .analysis import check_optimizable, predicted_head, summary
 from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
-from .catalog.instructions import predict_instructions
+from .tflm_model.instructions import predict_instructions, table_label
+from .tflm_model.target import CORTEX_M4, Target
 from .errors import FdtError, VerificationError
 from .io import load_bytes, read_model, write_model
 from .ir.graph import Model
 from .ir.macs import graph_macs
-from .memory.lifetimes import lifetimes, peak_live
+from .tflm_model.lifetimes import lifetimes, peak_live
 from .report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report, TargetPrediction
 
 if TYPE_CHECKING:
@@ -31,7 +33,13 @@ if TYPE_CHECKING:
     from .verify import RunResult
 
 PASSES = ("tile", "reorder", "plan")
+# The default run-time budget: a rewrite may add at most this many predicted instructions on
+# the target, in percent of the input's (FDT's promise: less memory at no run-time cost).
+DEFAULT_SLOWDOWN_PCT = 1.0
 DEFAULT_PASSES = ("tile", "reorder", "plan")
+# The default run-time budget: a rewrite may add at most this many predicted instructions on
+# the target, in percent of the input's (FDT's promise: less memory at no run-time cost).
+DEFAULT_SLOWDOWN_PCT = 1.0
 INPUT_VARIANT = "input"  # the guard's last resort: the input bytes exactly as given
 Progress = Callable[[str], None]
 ModelSource = Union[str, os.PathLike, bytes, bytearray, Model]
@@ -52,15 +60,24 @@ class Options:
     objective: str = "total"
     progress: Optional[Progress] = None
     effort: int = DEFAULT_LEVEL  # 1..5: work budgets (counts, not seconds), see fdt_tflm.effort
-    max_slowdown: Optional[float] = None  # predicted extra instructions allowed, % of the input's; None: no limit
-    # the firmware target the report's ``target`` predicts for (--cpu / --part's core); the
-    # search keeps pricing the tail as tiling.search.SEARCH_TARGET (a Cortex-M4, reference) does
-    cpu: str = "cortex-m4"
-    kernels: str = "reference"  # and its TFLM kernels (--kernels)
+    # predicted extra instructions per invoke on ``target`` allowed, % of the input's (None:
+    # DEFAULT_SLOWDOWN_PCT plus the MAC budget; math.inf: no limit)
+    max_slowdown: Optional[float] = None
+    # the TFLM build the model is for (--cpu / --part's core, --kernels): the search's tail,
+    # scratch and instructions, the planner's scratch, the guard, the report and the header
+    target: Target = CORTEX_M4
 
     def say(self, msg: str) -> None:
         if self.progress:
             self.progress(msg)
+
+    @property
+    def slowdown_budget(self) -> Optional[float]:
+        """The instruction budget the search and the guard apply (None: no limit).  Unless
+        given, FDT's zero-overhead promise (DEFAULT_SLOWDOWN_PCT) plus the MAC budget: a user
+        who allows P % recomputed MACs allows about as many more instructions."""
+        pct = DEFAULT_SLOWDOWN_PCT + self.max_overhead if self.max_slowdown is None else self.max_slowdown
+        return None if math.isinf(pct) else pct
 
     @property
     def budgets(self) -> Effort:
@@ -103,6 +120,7 @@ class Candidate:
     data: bytes
     paths: tuple[PathEntry, ...] = ()
     pareto: tuple[ParetoEntry, ...] = ()
+    notes: tuple[str, ...] = ()  # what the tiling search said (budgets reached, nothing within budget)
     schedule: Optional["Schedule"] = None
     plan: Optional["PlanReport"] = None
     label: str = ""  # the variant's name, if not its passes
@@ -150,7 +168,7 @@ def run(source: ModelSource, opts: Options) -> Outcome:
                                 f"({_mismatch_note(first.verification)}); nothing written")
     kept, guard = never_worse(src, model, ref, first, opts)
     opts.say("")
-    target = predict_target(src.model, kept.candidate.model, opts.cpu, opts.kernels)
+    target = predict_target(src.model, kept.candidate.model, opts.target)
     report = build_report(src, kept, guard, ref, opts, scratch_notes(model), target, time.perf_counter() - t0)
     return Outcome(src, kept, report)
 
@@ -211,12 +229,13 @@ def transform(model: Model, opts: Options, label: str = "") -> Candidate:
     passes = opts.passes
     paths: tuple[PathEntry, ...] = ()
     pareto: tuple[ParetoEntry, ...] = ()
+    notes: tuple[str, ...] = ()
     if "tile" in passes:
-        model, paths, pareto = tile(model, opts)
+        model, paths, pareto, notes = tile(model, opts)
     model, schedule, plan = memory_passes(model, passes, opts)
     opts.say("writing and verifying ...")
     data = write_model(model)
-    return Candidate(passes, read_back(model, data), data, paths, pareto, schedule, plan, label)
+    return Candidate(passes, read_back(model, data), data, paths, pareto, notes, schedule, plan, label)
 
 
 def read_back(model: Model, data: bytes) -> Model:
@@ -230,21 +249,21 @@ def read_back(model: Model, data: bytes) -> Model:
     return back
 
 
-def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tuple[ParetoEntry, ...]]:
+def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tuple[ParetoEntry, ...], tuple[str, ...]]:
     """The tiling search.  Above 0 % MAC budget the zero-overhead search runs first and the
     better of the two is kept: the greedy search can be led somewhere worse by a recomputing
     first step, and a larger budget must never do worse.  Each gets the ``effort`` budgets and
     the ``max_slowdown`` budget (FDT costs instructions too, so the zero-MAC search needs it)."""
     from .tiling.search import score, search
     kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, objective=opts.objective,
-              effort=opts.budgets, max_slowdown=opts.max_slowdown)
+              effort=opts.budgets, max_slowdown=opts.slowdown_budget, target=opts.target)
     zero = search(model, max_overhead=0.0, **kw) if opts.max_overhead > 0 else None
     sr = search(model, max_overhead=opts.max_overhead, **kw)
     if zero is not None and score(zero.final, opts.objective) <= score(sr.final, opts.objective):
         sr = zero
     pareto = tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct, p.n_paths, p.instruction_overhead_pct)
                    for p in sr.pareto)
-    return sr.model, tuple(_path_entry(p) for p in sr.paths), pareto
+    return sr.model, tuple(_path_entry(p) for p in sr.paths), pareto, tuple(sr.notes)
 
 
 def memory_passes(model: Model, passes: tuple[str, ...],
@@ -252,12 +271,12 @@ def memory_passes(model: Model, passes: tuple[str, ...],
     """reorder and/or plan (both: the smaller head of the stored and the new order)."""
     from .memory import passes as mp
     if "reorder" in passes and "plan" in passes:
-        return mp.reorder_and_plan(model, effort=opts.budgets)
+        return mp.reorder_and_plan(model, effort=opts.budgets, target=opts.target)
     if "reorder" in passes:
-        model, schedule = mp.reorder(model, effort=opts.budgets)
+        model, schedule = mp.reorder(model, effort=opts.budgets, target=opts.target)
         return model, schedule, None
     if "plan" in passes:
-        model, plan = mp.plan(model, effort=opts.budgets)
+        model, plan = mp.plan(model, effort=opts.budgets, target=opts.target)
         return model, None, plan
     return model, None, None
 
@@ -283,7 +302,7 @@ def verify(src: Source, cand: Candidate, ref: Optional["RunResult"], opts: Optio
 
 def predicted_arena(model: Model) -> Arena:
     """The planner's prediction of TFLM's head (as stored: offline plan + scratch) and tail."""
-    from .memory.tail import predict_tail
+    from .tflm_model.tail import predict_tail
     return Arena(predicted_head(model).head, predict_tail(model), False)
 
 
@@ -316,12 +335,40 @@ def variant_label(variant: Options, asked: Options) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class OnTarget:
+    """A model as the target runs it, predicted: its arena header and instructions per invoke."""
+
+    header: Optional[int]  # None: the target model refuses the model
+    instructions: int
+
+    @classmethod
+    def of(cls, model: Model, target: Target) -> "OnTarget":
+        from .tflm_model import predict_arena
+        try:
+            header: Optional[int] = predict_arena(model, target).header
+        except FdtError:
+            header = None
+        return cls(header, predict_instructions(model, target=target))
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the guard compares every candidate with: the input on the host and on the target."""
+
+    arena: Arena
+    target: OnTarget
+    slowdown: Optional[float]  # the instruction budget, % of the input's (None: no limit)
+
+
 def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Checked,
                 opts: Options) -> tuple[Checked, Guard]:
-    """Keep the requested model if its head and total are each <= the input's; else the best
-    such model along the fallback chain (on the search's objective); else the input itself."""
-    base = input_arena(src, ref)
-    attempts = [_attempt(first, base)]
+    """Keep the requested model if, against the input, its head and total (TFLM on the host)
+    and its predicted header on the target are each no larger, and its predicted instructions
+    on the target stay within the slowdown budget; else the best such model along the
+    fallback chain (on the search's objective); else the input itself."""
+    base = Baseline(input_arena(src, ref), OnTarget.of(src.model, opts.target), opts.slowdown_budget)
+    attempts = [_attempt(first, base, opts.target)]
     if attempts[0].accepted:
         return first, _guard(base, attempts, first)
     accepted: list[Checked] = []
@@ -329,15 +376,15 @@ def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Ch
         label = variant_label(variant, opts)
         opts.say(f"never worse: trying {label} ...")
         checked = verify(src, transform(model, variant, label), ref, variant)
-        attempts.append(_attempt(checked, base))
+        attempts.append(_attempt(checked, base, opts.target))
         if attempts[-1].accepted:
             accepted.append(checked)
     if accepted:  # min() keeps the earliest of equals: the one with more passes, as asked
         best = min(accepted, key=lambda c: _rank(c.arena, opts.objective))
         return best, _guard(base, attempts, best)
-    kept = as_given(src, base)
-    attempts.append(Attempt(kept.candidate.variant, base.head, base.total, base.measured, kept.verified, True,
-                            "the input bytes as given"))
+    kept = as_given(src, base.arena)
+    attempts.append(Attempt(kept.candidate.variant, base.arena.head, base.arena.total, base.arena.measured,
+                            kept.verified, True, "the input bytes as given", base.target.header, 0.0))
     return kept, _guard(base, attempts, kept)
 
 
@@ -353,35 +400,45 @@ def as_given(src: Source, base: Arena) -> Checked:
                    base, "input" if measured else None)
 
 
-def _attempt(c: Checked, base: Arena) -> Attempt:
-    """The guard's verdict on one candidate: outputs equal, head and total each <= the input's."""
-    basis = "TFLM measured" if c.arena.measured else "predicted"
-    note = f"{basis} head and total <= the input's"
-    if c.verified is False:
-        note = "outputs differ from the input's"
-    elif c.arena.head > base.head:
-        note = f"{basis} head {c.arena.head:,} B > the input's {base.head:,} B"
-    elif c.arena.total > base.total:
-        note = f"{basis} total {c.arena.total:,} B > the input's {base.total:,} B"
-    ok = c.verified is not False and c.arena.within(base)
-    return Attempt(c.candidate.variant, c.arena.head, c.arena.total, c.arena.measured, c.verified, ok, note)
+def _attempt(c: Checked, base: Baseline, target: Target) -> Attempt:
+    """The guard's verdict on one candidate: outputs equal; head and total each <= the input's;
+    on the target, the predicted header <= the input's and the predicted instructions within
+    the slowdown budget."""
+    arena, on = c.arena, OnTarget.of(c.candidate.model, target)
+    slow = overhead_pct(base.target.instructions, on.instructions)
+    basis = "TFLM measured" if arena.measured else "predicted"
+    where = f"on the {target.label}"
+    header, base_header, budget = on.header or 0, base.target.header or 0, base.slowdown or 0.0
+    problems = [
+        (c.verified is False, "outputs differ from the input's"),
+        (arena.head > base.arena.head, f"{basis} head {arena.head:,} B > the input's {base.arena.head:,} B"),
+        (arena.total > base.arena.total, f"{basis} total {arena.total:,} B > the input's {base.arena.total:,} B"),
+        (None not in (on.header, base.target.header) and header > base_header,
+         f"predicted header {header:,} B {where} > the input's {base_header:,} B"),
+        (base.slowdown is not None and slow > budget + 1e-9,
+         f"predicted instructions {slow:+.2f} % {where} > the {budget:g} % budget"),
+    ]
+    failed = [why for bad, why in problems if bad]
+    note = failed[0] if failed else f"{basis} head and total, predicted header and instructions {where} within the input's"
+    return Attempt(c.candidate.variant, arena.head, arena.total, arena.measured, c.verified, not failed, note,
+                   on.header, slow)
 
 
-def _guard(base: Arena, attempts: list[Attempt], kept: Checked) -> Guard:
+def _guard(base: Baseline, attempts: list[Attempt], kept: Checked) -> Guard:
     variant, first = kept.candidate.variant, attempts[0]
     why = f"{first.note}; kept {variant}: head {kept.arena.head:,} B, total {kept.arena.total:,} B"
     fallback = None if first.accepted else Fallback(first.variant, variant, why)
-    return Guard(base.measured, base.head, base.total, variant, attempts, fallback)
+    return Guard(base.arena.measured, base.arena.head, base.arena.total, variant, attempts, fallback,
+                 base.target.header, base.slowdown)
 
 
-def predict_target(original: Model, written: Model, cpu: str = "cortex-m4",
-                   kernels: str = "reference") -> Optional[TargetPrediction]:
+def predict_target(original: Model, written: Model, target: Target = CORTEX_M4) -> Optional[TargetPrediction]:
     """The arena both models need on the firmware target (default: a Cortex-M4 with TFLM's
     reference kernels; ``--cpu`` / ``--kernels`` choose another), predicted from TFLM's sources:
     the host measurements' pointer-sized structs are larger than a 32-bit MCU's.  None if the
     target model refuses the model."""
-    from .target import predict_arena, target_for
-    t = target_for(cpu, kernels)
+    from .tflm_model import predict_arena
+    t = target
     try:
         before, after = predict_arena(original, t), predict_arena(written, t)
     except FdtError:
@@ -397,21 +454,28 @@ def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunRes
     orig_macs, macs = graph_macs(src.model.main), graph_macs(cand.model.main)
     return Report(
         model=src.label, passes=list(cand.passes), requested_passes=list(opts.passes), objective=opts.objective,
-        max_overhead_pct=opts.max_overhead, max_slowdown_pct=opts.max_slowdown, **_input_facts(src, ref),
+        max_overhead_pct=opts.max_overhead, max_slowdown_pct=opts.slowdown_budget, **_input_facts(src, ref),
         original_macs=orig_macs,
         **_arena_facts(kept), **_plan_facts(cand),
         macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
-        **_instruction_facts(src.model, cand.model),
+        **_instruction_facts(src.model, cand.model, opts.target),
         operators=len(cand.model.main.operators), paths=list(cand.paths), pareto=list(cand.pareto),
+        search_notes=list(cand.notes),
         needs_custom_kernel=cand.needs_custom_kernel, verified=kept.verified, verified_by=kept.verified_by,
         verification=kept.verification, learned_scratch=learned, guard=guard, target=target, seconds=round(seconds, 3))
 
 
-def _instruction_facts(original: Model, written: Model) -> dict:
-    """Predicted instructions of one TFLM invoke of each model: run time that MACs understate."""
-    before, after = predict_instructions(original), predict_instructions(written)
-    pct = round((after - before) / before * 100, 3) if before else 0.0
-    return {"original_instructions": before, "instructions": after, "instruction_overhead_pct": pct}
+def _instruction_facts(original: Model, written: Model, target: Target) -> dict:
+    """Predicted instructions of one TFLM invoke of each model on the target: run time that
+    MACs understate."""
+    before, after = (predict_instructions(m, target=target) for m in (original, written))
+    return {"original_instructions": before, "instructions": after,
+            "instruction_overhead_pct": overhead_pct(before, after), "instructions_for": table_label(target)}
+
+
+def overhead_pct(before: int, after: int) -> float:
+    """``after`` over ``before`` in percent, rounded as the report gives it."""
+    return round((after - before) / before * 100, 3) if before else 0.0
 
 
 def _input_facts(src: Source, ref: Optional["RunResult"]) -> dict:

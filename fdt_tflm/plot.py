@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from .errors import FdtError
 from .ir.graph import Model
-from .memory.lifetimes import lifetimes, live_bytes_per_scope
+from .tflm_model.lifetimes import lifetimes, live_bytes_per_scope
 
 if TYPE_CHECKING:
     from .api import Result

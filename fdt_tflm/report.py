@@ -64,6 +64,8 @@ class Attempt:
     verified: Optional[bool]
     accepted: bool
     note: str = ""
+    target_arena_size: Optional[int] = None  # FDT_TENSOR_ARENA_SIZE predicted for the report's target
+    instruction_overhead_pct: Optional[float] = None  # predicted on the target, vs the input
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,14 @@ class Guard:
     kept: str  # the variant of the written model (see Attempt.variant)
     attempts: list[Attempt] = field(default_factory=list)
     fallback: Optional[Fallback] = None
+    input_target_arena_size: Optional[int] = None  # the input's FDT_TENSOR_ARENA_SIZE on the target
+    max_slowdown_pct: Optional[float] = None  # the instruction budget each attempt was held to
 
 
 @dataclass(frozen=True)
 class TargetPrediction:
     """TFLM's arena on a microcontroller target, predicted from TFLM's sources (no run):
-    :func:`fdt_tflm.target.predict_arena` for the input and for the written model."""
+    :func:`fdt_tflm.tflm_model.predict_arena` for the input and for the written model."""
 
     cpu: str
     kernels: str
@@ -134,14 +138,17 @@ class Report:
     schedule_optimal: Optional[bool]
     macs: int
     mac_overhead_pct: float
-    # One TFLM invoke (host, reference kernels), predicted per op by fdt_tflm.catalog.instructions
-    # (calibrated against callgrind): MACs miss the copies tiling adds and small-tile costs.
+    # One TFLM invoke on the target (``instructions_for``), predicted per op by
+    # fdt_tflm.tflm_model.instructions (fitted to QEMU icount on the device, callgrind on the
+    # host): MACs miss the copies tiling adds, small-tile costs and CMSIS-NN's im2col.
     original_instructions: int
     instructions: int
     instruction_overhead_pct: float
+    instructions_for: str
     operators: int
     paths: list[PathEntry]
     pareto: list[ParetoEntry]
+    search_notes: list[str]  # what the tiling search said: work budgets reached, nothing within the slowdown budget
     needs_custom_kernel: bool
     measured: bool
     verified: Optional[bool]

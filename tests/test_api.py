@@ -50,8 +50,10 @@ def test_result_outputs(radar_result, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG" and len(fig.axes) >= 3
     assert f"{res.report.original_arena_bytes:,} -> {res.report.arena_bytes:,} B" in fig.get_suptitle()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temp file left"
-    # no tile pass: no front to draw, no slowdown budget to mention
-    assert res.report.pareto == [] and res.report.max_slowdown_pct is None and "slowdown budget" not in text
+    # no tile pass: no front to draw, no slowdown budget to mention (the guard still holds the
+    # default 1 % on the target)
+    assert res.report.pareto == [] and res.report.max_slowdown_pct == 1.0 and "slowdown budget" not in text
+    assert f"predicted for {res.report.instructions_for}" in text and res.report.instructions_for.startswith("cortex-m4")
     front = res.plot_pareto()
     assert "no tiling search" in front.get_suptitle() and all(not ax.collections for ax in front.axes)
 

@@ -15,8 +15,8 @@ from fdt_tflm.ir.builder import options
 from fdt_tflm.ir.graph import Model, Operator, OperatorCode
 from fdt_tflm.ir.macs import FORMULAS, op_macs
 from fdt_tflm.ir.qnet import QNet
-from fdt_tflm.memory.scratch import SCRATCH_KINDS
-from fdt_tflm.target import HOST
+from fdt_tflm.tflm_model.reference_scratch import SCRATCH_KINDS
+from fdt_tflm.tflm_model import HOST
 from fdt_tflm.tiling.rules import rule
 from fdt_tflm.verify import make_inputs, run, runtime_available
 
@@ -187,7 +187,7 @@ def test_tail_bytes_difference_is_what_tflm_measures():
 
 
 def test_run_instructions_come_from_the_instruction_catalog():
-    from fdt_tflm.catalog.instructions import op_instructions
+    from fdt_tflm.tflm_model.instructions import op_instructions
 
     m = _mac_net()
     counts = [run_instructions(op) for op in m.main.operators]

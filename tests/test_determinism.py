@@ -19,12 +19,13 @@ from typing import Iterator
 
 import pytest
 
+from fdt_tflm.tflm_model.target import HOST
 from fdt_tflm.effort import effort
 from fdt_tflm.io import read_model
 from fdt_tflm.memory.ilp import plan_offsets
-from fdt_tflm.memory.lifetimes import lifetimes, peak_live
+from fdt_tflm.tflm_model.lifetimes import lifetimes, peak_live
 from fdt_tflm.memory.scheduler import best_order
-from fdt_tflm.memory.scratch import scratch_bytes
+from fdt_tflm.tflm_model.scratch import scratch_bytes
 
 from test_planner import random_intervals  # noqa: E402  (tests/ is on sys.path, as for conftest)
 from test_scheduler import branchy, topo_orders  # noqa: E402
@@ -112,10 +113,10 @@ def test_best_order_ignores_the_clock(monkeypatch):
     sg = branchy(width=3, pool=False).main
     radar = read_model(MODELS / "radar.tflite").main
     best = min(peak_live(lifetimes(sg, o)) for o in topo_orders(sg))
-    calm = [best_order(sg), best_order(radar, scratch=scratch_bytes(radar))]
+    calm = [best_order(sg), best_order(radar, scratch=scratch_bytes(radar, HOST))]
     with monkeypatch.context() as mp:
         jump_clock(mp)
-        rushed = [best_order(sg), best_order(radar, scratch=scratch_bytes(radar))]
+        rushed = [best_order(sg), best_order(radar, scratch=scratch_bytes(radar, HOST))]
     assert calm[0].optimal and calm[0].peak == best
     for a, b in zip(calm, rushed):
         assert [id(op) for op in a.order] == [id(op) for op in b.order]

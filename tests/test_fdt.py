@@ -11,7 +11,7 @@ from fdt_tflm.ir.builder import options, quant
 from fdt_tflm.ir.graph import Model
 from fdt_tflm.ir.macs import graph_macs
 from fdt_tflm.ir.qnet import QNet
-from fdt_tflm.memory.lifetimes import lifetimes, peak_live
+from fdt_tflm.tflm_model.lifetimes import lifetimes, peak_live
 from fdt_tflm.tiling.fdt import apply_fdt
 from fdt_tflm.tiling.paths import analyze_path, candidate_paths, even_ranges, maximal_chain
 from fdt_tflm.verify import compare_models, make_inputs, outputs_match, run, runtime_available

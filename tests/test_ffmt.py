@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fdt_tflm.tflm_model.target import HOST
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.builder import options
 from fdt_tflm.ir.graph import Model
 from fdt_tflm.ir.macs import graph_macs
 from fdt_tflm.ir.qnet import QNet
-from fdt_tflm.memory.lifetimes import lifetimes, peak_live
+from fdt_tflm.tflm_model.lifetimes import lifetimes, peak_live
 from fdt_tflm.tiling.ffmt import (FfmtUnsupported, Span, apply_ffmt, axis_spans, ffmt_candidates, ffmt_chains,
                                   ffmt_overhead_pct, ffmt_recompute_macs, plan_ffmt, ramp_sizes, split_sizes,
                                   tile_counts, tiling_variants)
@@ -517,7 +518,7 @@ def test_vww_first_block_ramped_tiles_meet_the_arena_target():
     beam search is cut by time, and a cut beam misses this order."""
     from fdt_tflm.memory.passes import plan
     from fdt_tflm.memory.scheduler import best_order
-    from fdt_tflm.memory.scratch import scratch_bytes
+    from fdt_tflm.tflm_model.scratch import scratch_bytes
     m = _real("mlperf_vww_mbv1_96_int8")
     tiles = ((5, 6, 6, 7), 2)
     tiled = apply_ffmt(m, [0, 1, 2, 3], tiles)
@@ -525,7 +526,7 @@ def test_vww_first_block_ramped_tiles_meet_the_arena_target():
     # 12+15+15+15 = 57; columns 12,12: 25+24 = 49 and 26+25 = 51.
     assert_overhead_by_hand(m, [0, 1, 2, 3], tiles, tiled,
                             (57 * 51 - 48 * 48) * 3 * 3 * 3 * 8 + (51 * 49 - 48 * 48) * (3 * 3 * 8 + 8 * 16))
-    tiled.main.operators = list(best_order(tiled.main, scratch=scratch_bytes(tiled.main)).order)
+    tiled.main.operators = list(best_order(tiled.main, scratch=scratch_bytes(tiled.main, HOST)).order)
     planned, _ = plan(tiled)
     cmp = compare_models(m, write_model(m), write_model(planned), n_samples=2, litert=False)
     assert cmp.ok, cmp.tflm.note

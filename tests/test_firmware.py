@@ -14,7 +14,7 @@ import pytest
 from fdt_tflm.errors import FdtError
 from fdt_tflm.firmware import cmsis_nn
 from fdt_tflm.firmware.emit import ALIGNMENT_MARGIN, ArenaInfo, emit_c
-from fdt_tflm.target import predict_arena, target_for
+from fdt_tflm.tflm_model import predict_arena, target_for
 from fdt_tflm.firmware.resolver import BUILTIN_ADD_METHODS, TFLM_CUSTOM_ADD_METHODS, op_types
 from fdt_tflm.firmware.targets import PARTS, fit_report, parse_size
 from fdt_tflm.firmware.template import instantiate, template_root

@@ -6,8 +6,8 @@ from conftest import SHARED_MODELS
 
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.memory.inplace import shareable_pairs
-from fdt_tflm.memory.lifetimes import lifetimes
-from fdt_tflm.memory.offline_plan import PlanError, set_plan
+from fdt_tflm.tflm_model.lifetimes import lifetimes
+from fdt_tflm.tflm_model.offline_plan import PlanError, set_plan
 from fdt_tflm.verify import compare_models
 
 MICRO = SHARED_MODELS / "tflm_micro_speech_int8.tflite"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from fdt_tflm.catalog.instructions import (COSTS, InstructionCost, _axis_valid_taps, op_counts, op_instructions,
+from fdt_tflm.tflm_model.instructions import (COSTS, InstructionCost, _axis_valid_taps, op_counts, op_instructions,
                                            predict_instructions)
 from fdt_tflm.io.reader import read_model
 from fdt_tflm.ir.builder import GraphBuilder, options

@@ -15,10 +15,12 @@ import fdt_tflm
 from fdt_tflm.ir.builder import GraphBuilder
 from fdt_tflm.ir.graph import ScratchProbe
 from fdt_tflm.ir.signal import custom_op, rfft, rfft_scratch_bytes, spectrum_model
-from fdt_tflm.memory.lifetimes import align
+from fdt_tflm.tflm_model.lifetimes import align
 from fdt_tflm.memory.passes import plan, reorder, reorder_and_plan
-from fdt_tflm.memory.scratch import SCRATCH_RULES, NO_SCRATCH, scratch_intervals, scratch_requests
-from fdt_tflm.memory.tflm_model import predict_head
+from fdt_tflm.tflm_model.reference_scratch import SCRATCH_RULES, NO_SCRATCH
+from fdt_tflm.tflm_model.scratch import scratch_intervals, scratch_requests
+from fdt_tflm.tflm_model.target import HOST
+from fdt_tflm.tflm_model.head import predict_head
 from fdt_tflm.verify import make_inputs, run, runtime_available
 from fdt_tflm.verify.probe import (distinct_one_op_models, learn_kernel_scratch, measure_heads,
                                    one_op_model, scratch_notes)
@@ -57,7 +59,7 @@ def test_rfft_scratch_is_what_the_kernel_source_requests():
     assert [p.requests for p in got] == [(128,), (512,), (1024,), (128,)]
     assert [rfft_scratch_bytes(n) for n in (64, 256, 512)] == [128, 512, 1024]
     assert all(p.error == "" for p in got)
-    assert [scratch_requests(op) for op in learned.main.operators] == [[128], [512], [1024], [128]]
+    assert [scratch_requests(op, HOST) for op in learned.main.operators] == [[128], [512], [1024], [128]]
     assert scratch_notes(learned) == ["SignalRfft: 128 B, 512 B, 1,024 B scratch measured in TFLM"]
 
 
@@ -107,7 +109,7 @@ def test_op_tflm_cannot_run_falls_back_and_says_so():
     mystery, fft = learned.main.operators
     assert mystery.learned_scratch.requests == ()
     assert "NoSuchKernel" in mystery.learned_scratch.error and "assumed no scratch" in mystery.learned_scratch.error
-    assert scratch_requests(mystery) == []
+    assert scratch_requests(mystery, HOST) == []
     assert fft.learned_scratch == ScratchProbe((512,))  # the same child went on after the failure
     assert any("NoSuchKernel" in n for n in scratch_notes(learned))
 
@@ -139,7 +141,7 @@ def test_the_scratch_table_agrees_with_tflm():
         heads = measure_heads([(e.data, e.arena) for e in entries])
         for e, (head, why) in zip(entries, heads):
             one = fdt_tflm.read_model(e.data)
-            expect = predict_head(one, scratch_intervals(one.main)).head
+            expect = predict_head(one, scratch_intervals(one.main, HOST)).head
             assert head == expect, f"{path.name} {e.op_type}: TFLM {head} ({why}), predicted {expect}"
             seen.add(e.op_type)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= seen
@@ -174,7 +176,7 @@ def spectrum_runs() -> dict:
 def test_with_learning_the_plan_is_never_worse_and_exactly_predicted(spectrum_runs):
     runs, (seen, sched, rep) = spectrum_runs["runs"], spectrum_runs["seen"]
     learned, m = spectrum_runs["learned"], spectrum_runs["model"]
-    assert predict_head(learned, scratch_intervals(learned.main)).head == runs["input"].head == 5136
+    assert predict_head(learned, scratch_intervals(learned.main, HOST)).head == runs["input"].head == 5136
     assert runs["seen"].head <= runs["input"].head
     assert runs["seen"].head == rep.predicted_head == 5120
     # the order matters: the feature branch now runs before the FFT (stored: after it)
@@ -248,7 +250,7 @@ def test_a_kernel_with_several_requests_is_learned_as_their_aligned_sum():
     b.sg.inputs, b.sg.outputs = [x], [y]
     b.op("MEAN", [x, b.const("axes", np.array([1, 2], np.int32))], [y], options("MEAN", KeepDims=True))
     op = b.model.main.operators[0]
-    assert [align(r) for r in scratch_requests(op)] == [32, 16, 16]
+    assert [align(r) for r in scratch_requests(op, HOST)] == [32, 16, 16]
     entry, = distinct_one_op_models(b.model, wanted=lambda o: True)
     (head, why), = measure_heads([(entry.data, entry.arena)])
     assert head - entry.predicted_head == 64, why

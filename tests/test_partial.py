@@ -14,12 +14,12 @@ import pytest
 from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.qnet import QNet
-from fdt_tflm.memory.tflm_model import predict_head
+from fdt_tflm.tflm_model.head import predict_head
 from fdt_tflm.reference.partial_op import FDT_PARTIAL_CODE, PartialParams
 from fdt_tflm.tiling.partial import (analyze_partial, apply_partial, model_macs, needs_custom_kernel,
                                      partial_candidates, partial_rewrite, plan_arena, shareable_pairs,
                                      verify_custom)
-from fdt_tflm.memory.lifetimes import lifetimes
+from fdt_tflm.tflm_model.lifetimes import lifetimes
 from fdt_tflm.verify import runtime_available
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
@@ -174,7 +174,7 @@ def test_options_round_trip_and_reject_garbage():
 
 
 def test_written_plan_is_proved_and_complete():
-    from fdt_tflm.memory.offline_plan import read_plan
+    from fdt_tflm.tflm_model.offline_plan import read_plan
     from fdt_tflm.tiling.partial import plan_clash, write_with_plan
     m = read_model(_micro_speech())
     new = apply_partial(m, [1, 2], 8)

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from fdt_tflm.tflm_model.target import HOST
 from fdt_tflm.effort import effort
 from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model, write_model
@@ -13,11 +14,11 @@ from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.memory import ilp
 from fdt_tflm.memory.heuristics import best_heuristic
 from fdt_tflm.memory.ilp import plan_offsets
-from fdt_tflm.memory.lifetimes import Interval, lifetimes, peak_live
-from fdt_tflm.memory.offline_plan import PlanError, find_overlap, read_plan, set_plan
+from fdt_tflm.tflm_model.lifetimes import Interval, lifetimes, peak_live
+from fdt_tflm.tflm_model.offline_plan import PlanError, find_overlap, read_plan, set_plan
 from fdt_tflm.memory.passes import plan, reorder
-from fdt_tflm.memory.scratch import scratch_intervals
-from fdt_tflm.memory.tflm_model import predict_head
+from fdt_tflm.tflm_model.scratch import scratch_intervals
+from fdt_tflm.tflm_model.head import predict_head
 from fdt_tflm.verify import compare_models, make_inputs, run
 
 from conftest import shared_params  # noqa: E402  (../shared/models, skipped with a reason when absent)
@@ -200,7 +201,7 @@ def test_scratch_gap_is_reserved_and_tflm_agrees():
     x = q.input([1, 32, 32, 16])
     y = q.conv2d(x, 16)
     m = q.output(q.mean(y, axes=(2,)))
-    sc = scratch_intervals(m.main)
+    sc = scratch_intervals(m.main, HOST)
     assert sum(iv.size for iv in sc) >= 32 * 16 * 4
     p, rep = plan(m)
     r = run(write_model(p), make_inputs(m, 1))

@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from fdt_tflm.tflm_model.target import HOST
 from fdt_tflm.effort import effort
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.graph import Subgraph
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.memory import scheduler
-from fdt_tflm.memory.lifetimes import lifetimes, peak_live
+from fdt_tflm.tflm_model.lifetimes import lifetimes, peak_live
 from fdt_tflm.memory.passes import reorder
 from fdt_tflm.memory.scheduler import best_order
-from fdt_tflm.memory.scratch import scratch_bytes
-from fdt_tflm.memory.tflm_model import predict_head
+from fdt_tflm.tflm_model.scratch import scratch_bytes
+from fdt_tflm.tflm_model.head import predict_head
 from fdt_tflm.verify import compare_models, run, make_inputs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
@@ -150,7 +151,7 @@ def test_scratch_counts_at_its_op():
     a = q.mean(q.conv2d(x, 8), axes=(2,))
     b = q.mean(q.conv2d(x, 8), axes=(2,))
     m = q.output(q.add(a, b))
-    sc = scratch_bytes(m.main)
+    sc = scratch_bytes(m.main, HOST)
     assert sc, "int8 MEAN requests an int32 accumulator"
     s = best_order(m.main, scratch=sc)
     plain = best_order(m.main)
@@ -177,9 +178,9 @@ def test_shared_models_orders_are_valid():
         pytest.skip(f"{SHARED} not found (shared models absent)")
     for p in paths:
         m = read_model(p)
-        s = best_order(m.main, scratch=scratch_bytes(m.main))
+        s = best_order(m.main, scratch=scratch_bytes(m.main, HOST))
         assert s.optimal, p.name
-        assert s.peak <= scheduler._peak_of(m.main, list(m.main.operators), scratch_bytes(m.main))
+        assert s.peak <= scheduler._peak_of(m.main, list(m.main.operators), scratch_bytes(m.main, HOST))
 
 
 def test_lstm_scratch_matches_tflm_head():
@@ -188,8 +189,8 @@ def test_lstm_scratch_matches_tflm_head():
         pytest.skip(f"{p} not found (shared models absent)")
     m = read_model(p)
     r = run(p.read_bytes(), make_inputs(m, 1))
-    from fdt_tflm.memory.scratch import scratch_intervals
-    assert predict_head(m, scratch=scratch_intervals(m.main)).head == r.head
+    from fdt_tflm.tflm_model.scratch import scratch_intervals
+    assert predict_head(m, scratch=scratch_intervals(m.main, HOST)).head == r.head
     assert predict_head(m).head < r.head
 
 
@@ -205,7 +206,7 @@ def test_beams_that_prefer_freed_memory_schedule_tile_graphs(monkeypatch):
     if not p.exists():
         pytest.skip(f"{p} not found (shared models absent)")
     sg = apply_ffmt(read_model(p), [0, 1, 2, 3], (3, 3)).main
-    scr = scratch_bytes(sg)
+    scr = scratch_bytes(sg, HOST)
     stored = scheduler._peak_of(sg, list(sg.operators), scr)
     bound = scheduler.op_bound(sg, scr)
     quick = scheduler.quick_order(sg, scr)

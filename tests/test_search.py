@@ -9,7 +9,7 @@ from fdt_tflm.ir.graph import Model
 from fdt_tflm.ir.macs import graph_macs
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.memory.passes import plan, reorder
-from fdt_tflm.target import HOST
+from fdt_tflm.tflm_model import HOST
 from fdt_tflm.tiling.search import estimate, fdt_candidates, pareto_front, ParetoPoint, peak_seeds, search
 from fdt_tflm.verify import compare_models
 
@@ -226,7 +226,7 @@ def test_head_objective_caps_the_host_total_too():
     """The head objective's cap holds on the target's tail AND on the 64-bit host's, which the
     never-worse guard measures: a result within the Cortex-M4 cap but 64 B over on the host
     (person_detect once: 85,328 vs 85,264 B) would be thrown away by the guard."""
-    from fdt_tflm.target import CORTEX_M4
+    from fdt_tflm.tflm_model import CORTEX_M4
     from fdt_tflm.tiling.search import Estimate, _Search
     m = read_model((PROJECT_MODELS / "kws.tflite").read_bytes())
     host, m4 = estimate(m, target=HOST), estimate(m, target=CORTEX_M4)

@@ -15,7 +15,7 @@ import pytest
 from conftest import SHARED_MODELS
 
 import fdt_tflm
-from fdt_tflm.catalog.instructions import predict_instructions
+from fdt_tflm.tflm_model.instructions import predict_instructions
 from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model
 from fdt_tflm.report import load_schema

@@ -7,7 +7,7 @@ from pathlib import Path
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.graph import Tensor
 from fdt_tflm.ir.surgery import fork, replace_region
-from fdt_tflm.memory.offline_plan import METADATA_NAME
+from fdt_tflm.tflm_model.offline_plan import METADATA_NAME
 from fdt_tflm.memory.passes import plan
 from fdt_tflm.tiling.fdt import apply_fdt
 from fdt_tflm.tiling.ffmt import apply_ffmt

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fdt_tflm.tflm_model.target import HOST
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.builder import options
 from fdt_tflm.ir.graph import Tensor
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.memory.passes import plan, reorder
-from fdt_tflm.memory.tail import predict_tail, predict_total, unknown_ops
+from fdt_tflm.tflm_model.tail import predict_tail, predict_total, unknown_ops
 from fdt_tflm.verify import make_inputs, run
 
 from conftest import shared_params  # noqa: E402  (../shared/models, skipped with a reason when absent)
@@ -148,11 +149,11 @@ def _one_op(kind: str, c: int = 8, h: int = 8):
 @pytest.mark.parametrize("kind,c", [("TRANSPOSE_CONV", 8), ("TRANSPOSE_CONV", 16), ("REDUCE_MAX", 8),
                                     ("SUM", 16), ("DEPTH_TO_SPACE", 8), ("GATHER", 8), ("PRELU", 8)])
 def test_tail_and_scratch_exact_on_other_ops(kind, c):
-    from fdt_tflm.memory.scratch import scratch_intervals
-    from fdt_tflm.memory.tflm_model import predict_head
+    from fdt_tflm.tflm_model.scratch import scratch_intervals
+    from fdt_tflm.tflm_model.head import predict_head
 
     m = _one_op(kind, c)
     r = measure(m)
     assert unknown_ops(m) == []
     assert predict_tail(m) == r.tail
-    assert predict_head(m, scratch=scratch_intervals(m.main)).head == r.head
+    assert predict_head(m, scratch=scratch_intervals(m.main, HOST)).head == r.head

@@ -1,4 +1,4 @@
-"""The target model (fdt_tflm.target) against measurements: the device's (recorded in QEMU by
+"""The target model (fdt_tflm.tflm_model) against measurements: the device's (recorded in QEMU by
 benchmarks/device_record.py, no TFLM tree needed here) and the host interpreter's."""
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from conftest import PROJECT_MODELS, SHARED_MODELS, shared_params
 
 from fdt_tflm.io import read_model
-from fdt_tflm.memory.tail import predict_tail
-from fdt_tflm.target import CORTEX_M4, HOST, predict_arena, target_for
-from fdt_tflm.target.abi import ABI_TABLES
+from fdt_tflm.tflm_model.tail import predict_tail
+from fdt_tflm.tflm_model import CORTEX_M4, HOST, predict_arena, target_for
+from fdt_tflm.tflm_model.abi import ABI_TABLES
 from fdt_tflm.verify import make_inputs, run
 
 DEVICE_DATA = Path(__file__).resolve().parent / "data" / "device_measurements.json"
@@ -47,13 +47,14 @@ def _model_path(name: str) -> Optional[Path]:
 
 
 @lru_cache(maxsize=None)
-def _firmware_model(path: Path, mode: str) -> bytes:
-    """The model the firmware of ``mode`` runs, made as ``firmware`` makes it."""
+def _firmware_model(path: Path, mode: str, cpu: str = "cortex-m4", kernels: str = "reference") -> bytes:
+    """The model the firmware of ``mode`` runs, made as ``firmware`` makes it for that target
+    (the search prices the target's tail, scratch and instructions)."""
     if mode == "original":
         return path.read_bytes()
     from fdt_tflm.cli import _optimize_for_firmware
     args = argparse.Namespace(passes=None, max_overhead=0.0, no_verify=False, objective="total",
-                              allow_custom_ops=mode == "custom-ops")
+                              allow_custom_ops=mode == "custom-ops", cpu=cpu, kernels=kernels)
     return _optimize_for_firmware(str(path), args).data
 
 
@@ -64,7 +65,7 @@ def test_prediction_equals_the_device(rec: dict) -> None:
     path = _model_path(rec["model"])
     if path is None:
         pytest.skip(f"{rec['model']} not found (shared models absent)")
-    data = _firmware_model(path, rec["mode"])
+    data = _firmware_model(path, rec["mode"], rec["cpu"], rec["kernels"])
     # A changed optimiser output has not been measured on a device: fail rather than skip, so
     # the device evidence cannot silently thin out.
     assert hashlib.sha256(data).hexdigest() == rec["model_sha256"], (

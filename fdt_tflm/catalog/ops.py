@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 if TYPE_CHECKING:  # the catalog imports nothing at run time: every layer may ask it
     from ..ir.graph import Operator, Tensor
-    from ..target.spec import Target
+    from ..tflm_model.target import Target
 
 
 class MacKind:
@@ -50,7 +50,7 @@ class MacKind:
 
 
 class ScratchKind:
-    """Which rule of :mod:`fdt_tflm.memory.scratch` sizes an op's reference-kernel scratch."""
+    """Which rule of :mod:`fdt_tflm.tflm_model.reference_scratch` sizes an op's reference-kernel scratch."""
 
     NONE = "none"  # the kernel requests no scratch buffer
     LSTM = "lstm"
@@ -133,6 +133,9 @@ class OpInfo:
     # CONCATENATION version 3; STRIDED_SLICE keeps the 3 the rewrite always wrote, a version
     # every LiteRT/TFLM resolver registers)
     int16_version: int = 1
+    # which kernel code path the instruction tables tell apart ("conv", "depthwise": see
+    # catalog.instructions.VARIANTS; "": one row per op type)
+    cost_variant: str = ""
     note: str = ""
 
     @property
@@ -178,11 +181,11 @@ _NO_SCRATCH = ScratchKind.NONE
 _ENTRIES: tuple[OpInfo, ...] = (
     OpInfo("CONV_2D", _CONV_ROLES, True,
            ChannelSplit(start=True, partial_end=True, weight_out_axis=0, weight_in_axis=3, sliced_inputs=(2,)),
-           SpatialSplit("window"), MacKind.CONV, scratch=ScratchKind.INT4_FILTER,
+           SpatialSplit("window"), MacKind.CONV, scratch=ScratchKind.INT4_FILTER, cost_variant="conv",
            note="OHWI weights; per-channel scales sliced with them"),
     OpInfo("DEPTHWISE_CONV_2D", _CONV_ROLES, True,
            ChannelSplit(start=True, wise=True, weight_out_axis=3, multiplier="DepthMultiplier", sliced_inputs=(1, 2)),
-           SpatialSplit("window"), MacKind.DEPTHWISE, scratch=ScratchKind.INT4_FILTER,
+           SpatialSplit("window"), MacKind.DEPTHWISE, scratch=ScratchKind.INT4_FILTER, cost_variant="depthwise",
            note="1HWO weights; with depth multiplier m, output channel c reads input channel c // m"),
     OpInfo("FULLY_CONNECTED", _CONV_ROLES, True,
            ChannelSplit(start=True, partial_end=True, weight_out_axis=0, weight_in_axis=1, sliced_inputs=(2,)),
@@ -289,10 +292,10 @@ def weights(op: "Operator") -> Optional["Tensor"]:
 def tail_bytes(op: "Operator", target: "Target") -> int:
     """Persistent arena bytes TFLM allocates for ``op`` itself on ``target``: its builtin params
     struct, its kernel's op data and Prepare's arrays (each rounded up to its alignment; the
-    replay in :mod:`fdt_tflm.target.replay` places them among the model's other allocations)."""
-    from ..target.abi import ABI_TABLES
-    from ..target.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA, kernel_for
-    from ..target.replay import ARENA_ALIGN
+    replay in :mod:`fdt_tflm.tflm_model.replay` places them among the model's other allocations)."""
+    from ..tflm_model.abi import ABI_TABLES
+    from ..tflm_model.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA, kernel_for
+    from ..tflm_model.replay import ARENA_ALIGN
 
     abi = ABI_TABLES[target.abi]
     up = lambda n, a: -(-n // a) * a  # noqa: E731
@@ -305,6 +308,6 @@ def tail_bytes(op: "Operator", target: "Target") -> int:
 
 
 def run_instructions(op: "Operator") -> int:
-    """Predicted instructions of one invoke of ``op`` (:mod:`fdt_tflm.catalog.instructions`)."""
-    from .instructions import op_instructions
+    """Predicted instructions of one invoke of ``op`` (:mod:`fdt_tflm.tflm_model.instructions`)."""
+    from ..tflm_model.instructions import op_instructions
     return op_instructions(op)

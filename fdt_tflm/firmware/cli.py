@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from ..errors import FdtError
 from ..tiling import OBJECTIVES
-from ..target import CPUS
+from ..tflm_model import CPUS
 from .emit import DEFAULT_CPU, EmitResult, KERNELS, emit_c
 from .targets import fit_report, format_fit_report, parse_size
 from .template import TARGETS, instantiate, part_cpu
@@ -49,10 +49,18 @@ def cpu_of(args: argparse.Namespace) -> str:
     return getattr(args, "cpu", None) or part_cpu(getattr(args, "part", None) or "")
 
 
+def target_of(result: Any, args: argparse.Namespace) -> tuple[str, str]:
+    """(cpu, kernels) the header is sized for: the optimisation's Target (the one the search,
+    planner and guard priced), else --cpu / --part's core and --kernels."""
+    t = getattr(result, "target", None)
+    return (t.cpu, t.kernels) if t is not None else (cpu_of(args), args.kernels)
+
+
 def stage_emit(result: Any, args: argparse.Namespace, scratch: str) -> tuple[EmitResult, dict[str, bytes]]:
     """``--emit-c`` into the ``scratch`` folder: the result and {path under --emit-c: bytes},
     for the caller to write together with its other outputs (all or nothing)."""
-    res = emit_c(result.data, scratch, prefix=args.prefix, kernels=args.kernels, cpu=cpu_of(args),
+    cpu, kernels = target_of(result, args)
+    res = emit_c(result.data, scratch, prefix=args.prefix, kernels=kernels, cpu=cpu,
                  original_bytes=getattr(result, "original", None) or None)
     return res, {os.path.join(args.emit_c, f.name): f.read_bytes() for f in res.files}
 
@@ -96,7 +104,7 @@ def cmd_firmware(args: argparse.Namespace, optimize_fn: Optional[Callable[[str, 
     """Handler of ``firmware``: returns the exit code (0)."""
     from ..io import load_bytes
     original = load_bytes(args.model)
-    data = original
+    data, result = original, None
     if not args.no_optimize:
         if optimize_fn is None:
             raise FdtError("optimisation is not available here; use --no-optimize")
@@ -105,9 +113,10 @@ def cmd_firmware(args: argparse.Namespace, optimize_fn: Optional[Callable[[str, 
             raise FdtError("the optimised model failed verification; nothing written")
         data = result.data
     ram, flash = _sizes(args)
-    inst = instantiate(args.target, args.output, data, prefix=args.prefix, kernels=args.kernels, part=args.part,
+    cpu, kernels = target_of(result, args) if result is not None else (getattr(args, "cpu", None), args.kernels)
+    inst = instantiate(args.target, args.output, data, prefix=args.prefix, kernels=kernels, part=args.part,
                        original_bytes=original, ram=ram, flash=flash, protect=[args.model],
-                       cpu=getattr(args, "cpu", None))  # None: the part's core
+                       cpu=cpu)  # None: the part's core
     print(f"fdt-tflm: {args.target} project for {inst.part} in {inst.out_dir}")
     _print_arena(inst.emitted, argparse.Namespace(**{**vars(args), "part": inst.part}))
     print("  build:\n    " + inst.build_steps.strip().replace("\n", "\n    "))

@@ -1,9 +1,9 @@
 """The scratch TFLM's CMSIS-NN kernels add to the head, per CPU feature set (``kernels="cmsis-nn"``).
 
-The rules themselves are :mod:`fdt_tflm.target.cmsis_scratch` (exact for GCC at the
+The rules themselves are :mod:`fdt_tflm.tflm_model.cmsis_scratch` (exact for GCC at the
 pinned CMSIS-NN); this module lists them per op and prices them in the planner model
 for a header sized from a host measurement (an explicit :class:`~.emit.ArenaInfo`).
-Without one, the header comes from :func:`fdt_tflm.target.predict_arena`, which replays
+Without one, the header comes from :func:`fdt_tflm.tflm_model.predict_arena`, which replays
 the CMSIS-NN kernels' op data, scratch and tail as well.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from ..errors import FdtError
 from ..ir.graph import Model
-from ..memory.lifetimes import Interval, align
-from ..memory.tflm_model import predict_head
-from ..target.cmsis_scratch import SCRATCH_RULES, cmsis_scratch
+from ..tflm_model.lifetimes import Interval, align
+from ..tflm_model.head import predict_head
+from ..tflm_model.cmsis_scratch import SCRATCH_RULES, cmsis_scratch
 
 # CPU feature sets CMSIS-NN distinguishes at compile time.
 ARCHS: dict[str, str] = {

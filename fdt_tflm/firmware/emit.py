@@ -9,7 +9,7 @@ Files (``<prefix>`` defaults to ``fdt``):
 Why the arena number is exact: it is the smallest arena in which TFLM's AllocateTensors
 succeeds on the target (default: a Cortex-M4 with the reference kernels), predicted by
 replaying TFLM's allocations with the target's struct layouts and kernels
-(:func:`fdt_tflm.target.predict_arena`); no host run is needed, so models with our
+(:func:`fdt_tflm.tflm_model.predict_arena`); no host run is needed, so models with our
 FDT_PARTIAL custom op are sized the same way.  The header rounds it up to the 16-byte
 buffer alignment; the arena array must be ``alignas(16)``.
 
@@ -31,7 +31,7 @@ from typing import Mapping, Optional, Union
 from ..errors import FdtError
 from ..io import read_model
 from ..ir.graph import Model
-from ..target import TargetArena, predict_arena, target_for
+from ..tflm_model import TargetArena, predict_arena, target_for
 from . import cmsis_nn
 from .resolver import CustomKernel, op_types, resolver_header
 
@@ -86,8 +86,8 @@ def measure_arena(model_bytes: bytes, original_bytes: Optional[bytes] = None,
                   original_total: Optional[int] = None) -> ArenaInfo:
     """The host interpreter's arena for the model, measured: one run for head and tail, a
     bisection for the smallest arena that allocates.  (The header no longer needs it: see
-    :func:`fdt_tflm.target.predict_arena`, which also sizes models with custom ops.)"""
-    from ..memory.tflm_model import predict_head
+    :func:`fdt_tflm.tflm_model.predict_arena`, which also sizes models with custom ops.)"""
+    from ..tflm_model.head import predict_head
     from ..verify import make_inputs, run
 
     model = _parse(model_bytes)

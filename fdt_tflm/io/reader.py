@@ -136,7 +136,7 @@ def _signature(sd: Table, subgraphs: list[Subgraph]) -> SignatureDef:
 
 def _check_plan(model: Model) -> None:
     """An ``OfflineMemoryAllocation`` entry must decode: offsets are -1 (online) or >= 0."""
-    from ..memory.offline_plan import METADATA_NAME, read_plan
+    from ..tflm_model.offline_plan import METADATA_NAME, read_plan
     buf = model.get_metadata(METADATA_NAME)
     if buf is None:
         return

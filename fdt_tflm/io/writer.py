@@ -23,7 +23,7 @@ def write_model(model: Model, check_plan: bool = True) -> bytes:
     """Serialise ``model``.  An offline memory plan in its metadata is proved first
     (overlapping live tensors make TFLM silently compute garbage), unless ``check_plan`` is False."""
     if check_plan:
-        from ..memory.offline_plan import check_offline_plan  # late import: memory builds on io
+        from ..tflm_model.offline_plan import check_offline_plan  # late import: memory builds on io
         check_offline_plan(model)
     buffers: list[Buffer] = [Buffer()]
     index: dict[int, int] = {id(buffers[0]): 0}

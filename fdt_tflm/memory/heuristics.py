@@ -13,8 +13,8 @@ import random
 from typing import Callable, Iterable, Optional, Sequence
 
 from ..effort import PLAN_MOVES
-from .greedy import arena_extent, greedy_offsets
-from .lifetimes import Interval
+from ..tflm_model.greedy import arena_extent, greedy_offsets
+from ..tflm_model.lifetimes import Interval
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import Iterable, Optional, Sequence
 from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
 from ..errors import FdtError
 from .heuristics import HeuristicPlan, best_heuristic, share_set
-from .lifetimes import ARENA_ALIGNMENT, Interval, peak_live
-from .offline_plan import PlanError, find_overlap
+from ..tflm_model.lifetimes import ARENA_ALIGNMENT, Interval, peak_live
+from ..tflm_model.offline_plan import PlanError, find_overlap
 
 UNIT = ARENA_ALIGNMENT
 # A watchdog only, never meant to fire: the node budget ends every solve long before (CBC proves

@@ -18,11 +18,12 @@ from ..ir.surgery import drop_offline_plan
 from ..ir.graph import Model
 from .ilp import plan_offsets
 from .inplace import shareable_pairs
-from .lifetimes import lifetimes, peak_live
-from .offline_plan import check_offline_plan, set_plan
+from ..tflm_model.lifetimes import lifetimes, peak_live
+from ..tflm_model.offline_plan import check_offline_plan, set_plan
 from .scheduler import Schedule, best_order
-from .scratch import scratch_bytes, scratch_intervals
-from .tflm_model import predict_head
+from ..tflm_model.scratch import scratch_bytes, scratch_intervals
+from ..tflm_model.target import HOST, Target
+from ..tflm_model.head import predict_head
 
 
 @dataclass
@@ -37,13 +38,13 @@ class PlanReport:
 
 
 def reorder(model: Model, time_limit: Optional[float] = None, *,
-            effort: Effort = DEFAULT_EFFORT) -> tuple[Model, Schedule]:
+            effort: Effort = DEFAULT_EFFORT, target: Target = HOST) -> tuple[Model, Schedule]:
     """A copy of ``model`` whose subgraphs run in their peak-minimising order; the schedule of subgraph 0."""
     ignore_time_limit(time_limit, "reorder")
     out = copy.deepcopy(model)
     main: Optional[Schedule] = None
     for k, sg in enumerate(out.subgraphs):
-        sched = best_order(sg, scratch=scratch_bytes(sg), effort=effort)
+        sched = best_order(sg, scratch=scratch_bytes(sg, target), effort=effort)
         sg.operators = list(sched.order)
         if k == 0:
             main = sched
@@ -53,7 +54,7 @@ def reorder(model: Model, time_limit: Optional[float] = None, *,
 
 
 def plan(model: Model, time_limit: Optional[float] = None, solver: str = "cbc", *,
-         effort: Effort = DEFAULT_EFFORT) -> tuple[Model, PlanReport]:
+         effort: Effort = DEFAULT_EFFORT, target: Target = HOST) -> tuple[Model, PlanReport]:
     """A copy of ``model`` with an offline plan for subgraph 0 (replacing any it had) and its report."""
     ignore_time_limit(time_limit, "plan")
     out = copy.deepcopy(model)
@@ -61,7 +62,7 @@ def plan(model: Model, time_limit: Optional[float] = None, solver: str = "cbc", 
         return out, PlanReport(0, 0, True, 0.0, 0.0, 0, "empty")
     sg = out.main
     tensors = lifetimes(sg)
-    scratch = scratch_intervals(sg)
+    scratch = scratch_intervals(sg, target)
     # in-place pairs (a RESHAPE and its input, FDT_PARTIAL accumulators) may share bytes
     res = plan_offsets(tensors + scratch, solver=solver, shareable=shareable_pairs(sg, tensors), effort=effort)
     set_plan(out, {iv.index: off for iv, off in zip(tensors, res.offsets)})
@@ -88,18 +89,18 @@ def _op_signature(model: Model) -> list[tuple]:
 
 
 def reorder_and_plan(model: Model, time_limit: Optional[float] = None, *,
-                     effort: Effort = DEFAULT_EFFORT) -> tuple[Model, Schedule, PlanReport]:
+                     effort: Effort = DEFAULT_EFFORT, target: Target = HOST) -> tuple[Model, Schedule, PlanReport]:
     """Plan both the peak-minimising order and the stored order and keep the smaller head.
 
     The ILP may stop at its node budget above the bound of the new order, and then a plan
     of the stored order can be smaller: the pipeline must never do worse than either.
     Ties keep the stored order (fewer changes to the model)."""
     ignore_time_limit(time_limit, "reorder_and_plan")
-    reordered, sched = reorder(model, effort=effort)
-    stored_out, stored_rep = plan(model, effort=effort)
+    reordered, sched = reorder(model, effort=effort, target=target)
+    stored_out, stored_rep = plan(model, effort=effort, target=target)
     if _op_signature(reordered) == _op_signature(model):
         return stored_out, sched, stored_rep
-    new_out, new_rep = plan(reordered, effort=effort)
+    new_out, new_rep = plan(reordered, effort=effort, target=target)
     if new_rep.predicted_head < stored_rep.predicted_head:
         return new_out, sched, new_rep
     kept = Schedule(list(model.main.operators), peak_live(lifetimes(model.main)), False, "stored order kept", 0.0)

@@ -25,7 +25,7 @@ from typing import Optional
 
 from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
 from ..ir.graph import Operator, Subgraph
-from .lifetimes import align, lifetimes, peak_live
+from ..tflm_model.lifetimes import align, lifetimes, peak_live
 
 # Total states held across all DP layers before layers get cut to the beam width.
 MAX_EXACT_STATES = 100_000

@@ -22,17 +22,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Sequence
 
-from ..catalog.instructions import op_instructions, predict_instructions
+from ..tflm_model.instructions import cost_table, op_instructions, predict_instructions
 from ..ir.graph import Model, Operator, Tensor
 from ..ir.macs import op_macs
-from ..memory.lifetimes import align, lifetimes, live_bytes_per_scope
-from ..memory.scratch import scratch_intervals, scratch_requests
-from ..target import HOST, Target
-from ..target.abi import ABI_TABLES
-from ..target.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA
-from ..target.replay import ARENA_ALIGN, kernel_of
-from ..target.scratch import scratch_requests as target_scratch
-from ..memory.tail import predict_tail
+from ..tflm_model.lifetimes import align, lifetimes, live_bytes_per_scope
+from ..tflm_model import HOST, Target
+from ..tflm_model.abi import ABI_TABLES
+from ..tflm_model.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA
+from ..tflm_model.replay import ARENA_ALIGN, kernel_of
+from ..tflm_model.scratch import scratch_intervals, scratch_requests
+from ..tflm_model.tail import predict_tail
 from .partial import model_macs
 
 
@@ -46,7 +45,7 @@ def _up(n: int, a: int) -> int:
 def op_tail(op: Operator, target: Target) -> int:
     """Persistent tail bytes one op costs TFLM on ``target`` (node, builtin params, kernel op
     data and Prepare's arrays, scratch handles), each rounded to its alignment as the
-    allocator does: the per-op part of :func:`fdt_tflm.target.replay.replay`."""
+    allocator does: the per-op part of :func:`fdt_tflm.tflm_model.replay.replay`."""
     abi = ABI_TABLES[target.abi]
     n = abi["NodeAndRegistration"].size
     p = PARAMS_STRUCT.get(op.type)
@@ -58,7 +57,7 @@ def op_tail(op: Operator, target: Target) -> int:
     for b in (k.prepare(op) if k is not None else []):
         if b > 0:
             n += _up(b, ARENA_ALIGN)
-    return n + abi["ScratchBufferHandle"].size * len(target_scratch(op, target))
+    return n + abi["ScratchBufferHandle"].size * len(scratch_requests(op, target))
 
 
 def _planned(t: Tensor) -> int:
@@ -84,7 +83,7 @@ class View:
     def of(cls, model: Model, target: Target) -> "View":
         sg = model.main
         ivs = lifetimes(sg)
-        live = live_bytes_per_scope(ivs + scratch_intervals(sg), len(sg.operators) + 1)
+        live = live_bytes_per_scope(ivs + scratch_intervals(sg, target), len(sg.operators) + 1)
         tail = predict_tail(model, target)
         return cls(model, target, {id(op): i + 1 for i, op in enumerate(sg.operators)}, live,
                    {id(iv.tensor): iv.last for iv in ivs}, {id(iv.tensor): iv.first for iv in ivs},
@@ -92,8 +91,8 @@ class View:
 
     @cached_property
     def instructions(self) -> int:
-        """Predicted instructions (host TFLM reference kernels); only a slowdown budget asks."""
-        return predict_instructions(self.model)
+        """Predicted instructions of one invoke on the target; only a slowdown budget asks."""
+        return predict_instructions(self.model, target=self.target)
 
     @cached_property
     def _peaks_around(self) -> tuple[list[int], list[int]]:
@@ -134,11 +133,11 @@ class _Step:
     scratch: int
 
 
-def _step(op: Operator, memo: dict[int, _Step]) -> _Step:
+def _step(op: Operator, memo: dict[int, _Step], target: Target) -> _Step:
     if id(op) not in memo:
         reads = {id(t): n for t in op.inputs if t is not None for n in [_planned(t)] if n}
         memo[id(op)] = _Step(tuple(reads.items()), tuple((id(t), n) for t in op.outputs for n in [_planned(t)] if n),
-                             sum(align(x) for x in scratch_requests(op)))
+                             sum(align(x) for x in scratch_requests(op, target)))
     return memo[id(op)]
 
 
@@ -214,12 +213,13 @@ def price(v: View, cand: Model, instructions: bool = True) -> Priced:
     new_set = {id(op) for op in new_ops}
     for region in _hoist_orders(new_ops, produced):
         window = _in_place(sg.operators, region, between, new_set)
-        peak = base + _simulate(v, [_step(op, memo) for op in window], a, b)
+        peak = base + _simulate(v, [_step(op, memo, v.target) for op in window], a, b)
         if best[0] < 0 or peak < best[0]:
             best = (peak, window)
     order = _with_window(sg.operators, best[1], between, new_set)
-    n_instr = -1 if not instructions else v.instructions + sum(op_instructions(op) for op in new_ops) \
-        - sum(op_instructions(op) for op in old_ops)
+    table = cost_table(v.target)
+    n_instr = -1 if not instructions else v.instructions + sum(op_instructions(op, table) for op in new_ops) \
+        - sum(op_instructions(op, table) for op in old_ops)
     return Priced(max(v.outside(a, b), best[0]), *_tails(v, cand, old_ops, new_ops), _macs(v, old_ops, new_ops),
                   n_instr, tuple(order))
 

@@ -36,7 +36,7 @@ from ..ir.graph import Buffer, Model, Operator, Subgraph, Tensor
 from ..ir.surgery import fork
 from ..ir.macs import graph_macs
 from ..ir.types import DTYPE_CODES
-from ..memory.lifetimes import Interval, lifetimes
+from ..tflm_model.lifetimes import Interval, lifetimes
 from ..reference.fixedpoint import activation_range
 from ..reference.ops import conv_padding, fc_multipliers, per_channel_multipliers
 from ..reference.partial_op import KIND_CONV, KIND_FC, PartialParams
@@ -298,7 +298,7 @@ def plan_arena(model: Model, time_limit: Optional[float] = None, reshape_in_plac
 
 
 def _merged_greedy(ivs: list[Interval], pairs: list[tuple[int, int]]) -> ArenaPlan:
-    from ..memory.greedy import arena_extent, greedy_offsets
+    from ..tflm_model.greedy import arena_extent, greedy_offsets
     root = list(range(len(ivs)))
 
     def find(i: int) -> int:
@@ -515,7 +515,7 @@ def write_with_plan(model: Model, time_limit: Optional[float] = None, *,
     The generic plan check refuses any overlap, so the plan is proved here instead: only the
     in-place pairs of :func:`shareable_pairs` may share bytes, and only at one offset."""
     from ..io import write_model
-    from ..memory.offline_plan import PlanError, set_plan
+    from ..tflm_model.offline_plan import PlanError, set_plan
     m = copy.deepcopy(model)
     plan = plan_arena(m, time_limit, effort=effort)
     if any(o < 0 or o % 16 for o in plan.offsets):

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence, Union
 
-from ..catalog.instructions import predict_instructions
+from ..tflm_model.instructions import predict_instructions
 from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
@@ -38,11 +38,11 @@ from ..ir.surgery import detach, fork
 from ..memory.heuristics import best_heuristic
 from ..memory.ilp import lower_bound, share_set
 from ..memory.inplace import shareable_pairs
-from ..memory.lifetimes import lifetimes, live_bytes_per_scope
+from ..tflm_model.lifetimes import lifetimes, live_bytes_per_scope
 from ..memory.scheduler import best_order
-from ..memory.scratch import scratch_bytes, scratch_intervals
-from ..memory.tail import predict_tail
-from ..target import CORTEX_M4, HOST, Target
+from ..tflm_model.scratch import scratch_bytes, scratch_intervals
+from ..tflm_model.tail import predict_tail
+from ..tflm_model import CORTEX_M4, HOST, Target
 from . import OBJECTIVES
 from .costview import View, price
 from .fdt import apply_fdt
@@ -112,10 +112,10 @@ def _search_effort(effort: Effort) -> Effort:
                    plan_moves=min(effort.plan_moves, int(SEARCH_PLAN_MOVES * scale)))
 
 
-def _planned_head(sg: Subgraph, order: Sequence[Operator], effort: Effort) -> int:
+def _planned_head(sg: Subgraph, order: Sequence[Operator], effort: Effort, target: Target) -> int:
     tensors = lifetimes(sg, order)
     share = share_set(shareable_pairs(sg, tensors))  # in-place RESHAPEs and accumulators, as the plan pass does
-    ivs = tensors + scratch_intervals(sg, order)
+    ivs = tensors + scratch_intervals(sg, target, order)
     return int(best_heuristic(ivs, share, stop_at=lower_bound(ivs, share), moves=effort.plan_moves).arena)
 
 
@@ -135,17 +135,17 @@ def estimate(model: Model, exact: bool = False, time_limit: Optional[float] = No
     if exact:
         effort = _search_effort(effort)
         stored = list(sg.operators)
-        head, order = _planned_head(sg, stored, effort), stored
-        sched = best_order(sg, None, scratch_bytes(sg), effort=effort).order if schedule else stored
+        head, order = _planned_head(sg, stored, effort, target), stored
+        sched = best_order(sg, scratch=scratch_bytes(sg, target), effort=effort).order if schedule else stored
         if any(a is not b for a, b in zip(sched, stored)):
-            alt = _planned_head(sg, sched, effort)
+            alt = _planned_head(sg, sched, effort, target)
             if alt < head:
                 head, order = alt, sched
         if keep_order:
             sg.operators = list(order)
     else:
         tensors = lifetimes(sg)
-        head = lower_bound(tensors + scratch_intervals(sg), shareable_pairs(sg, tensors))
+        head = lower_bound(tensors + scratch_intervals(sg, target), shareable_pairs(sg, tensors))
     tail = predict_tail(model, target)
     return Estimate(head, tail, exact, tail if target == HOST else predict_tail(model, HOST))
 
@@ -360,6 +360,7 @@ class _Search:
     effort: Effort = DEFAULT_EFFORT
     tried: int = 0
     exact_done: int = 0
+    too_slow: int = 0  # candidates refused by the slowdown budget
     points: list[ParetoPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -441,7 +442,10 @@ class _Search:
             ovh = 100.0 * (p.macs - self.orig_macs) / self.orig_macs
             slow = None if p.instructions < 0 else \
                 100.0 * (p.instructions - self.orig_instructions) / self.orig_instructions
-            if ovh > self.max_overhead + 1e-9 or (slow is not None and slow > self.max_slowdown + 1e-9):
+            if slow is not None and slow > self.max_slowdown + 1e-9:
+                self.too_slow += 1
+                continue
+            if ovh > self.max_overhead + 1e-9:
                 continue
             m.main.operators = list(p.order)
             est = Estimate(p.head, p.tail, False, p.host_tail)
@@ -454,7 +458,7 @@ class _Search:
         """A ranked candidate's predicted instruction overhead, computed when first asked (only
         planned candidates need it unless a slowdown budget is set)."""
         if r.slowdown is None:
-            r.slowdown = 100.0 * (predict_instructions(r.model) - self.orig_instructions) / self.orig_instructions
+            r.slowdown = 100.0 * (predict_instructions(r.model, target=self.target) - self.orig_instructions) / self.orig_instructions
         return r.slowdown
 
     def exact(self, m: Model, kind: str) -> Estimate:
@@ -534,10 +538,9 @@ def head_caps(model: Model, baseline: Estimate, target: Target) -> tuple[int, in
     it (its own order, TFLM's greedy planner), or what reorder + plan alone give if that is
     more.  Never worse than the input is the promise (the guard measures it on the host);
     below that, tail may be traded for head."""
-    from ..memory.tflm_model import predict_head
-    from ..target.scratch import scratch_intervals as target_scratch
-    as_is = predict_head(model, scratch=target_scratch(model.main, target)).head + predict_tail(model, target)
-    host = predict_head(model).head + predict_tail(model, HOST)
+    from ..tflm_model.head import predict_head
+    as_is = predict_head(model, scratch=scratch_intervals(model.main, target)).head + predict_tail(model, target)
+    host = predict_head(model, scratch=scratch_intervals(model.main, HOST)).head + predict_tail(model, HOST)
     return max(baseline.total, as_is), max(baseline.host_total, host)
 
 
@@ -571,7 +574,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
 
     ``max_overhead``: extra MACs allowed, percent of the original (FDT adds none; FFMT
     recomputes halos).  ``max_slowdown``: predicted extra instructions allowed, percent of the
-    original's (:mod:`fdt_tflm.catalog.instructions`; None: no limit).  ``effort``: the work
+    original's (:mod:`fdt_tflm.tflm_model.instructions`; None: no limit).  ``effort``: the work
     budget (candidates priced, candidates planned;
     :mod:`fdt_tflm.effort`); the best so far is returned when it is spent, so the result
     never depends on the machine's speed or load.  ``time_budget``, ``plan_time_limit``:
@@ -593,7 +596,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()  # reported only; no decision depends on it
     st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)),
-                 max(1, predict_instructions(model)), max_slowdown, objective, target=target, effort=effort)
+                 max(1, predict_instructions(model, target=target)), max_slowdown, objective, target=target, effort=effort)
     if len(model.subgraphs) != 1:
         base = estimate(model, exact=True, target=target, effort=effort)
         return SearchResult(model, [], [ParetoPoint(base.total, base.head, 0.0, 0)], base, base,
@@ -632,6 +635,9 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
             before, model_before = ex_k.total, r.model
         say(f"search: applied {len(steps)} rewrites together: total {cur.total:,} -> {steps[-1].est.total:,} B")
         current, cur = steps[-1].model, steps[-1].est
+    if not chosen and st.too_slow:
+        st._note(f"no rewrite within the {max_slowdown:g} % instruction budget on the {target.label}: "
+                 f"{st.too_slow} candidates would cost more run time (--max-slowdown allows more)")
     # nothing helped: hand back the input itself; else a copy that shares nothing with it
     current = model if not chosen else detach(current)
     return SearchResult(current, chosen, pareto_front(st.points, objective), baseline, cur, st.tried,

@@ -2,7 +2,7 @@
 
 TFLM places the buffers a kernel asks for with ``RequestScratchBufferInArena`` at run
 time, into the gaps of the offline plan; a plan that leaves no gap for them makes the
-head grow past our prediction (and past the input's).  :mod:`fdt_tflm.memory.scratch`
+head grow past our prediction (and past the input's).  :mod:`fdt_tflm.tflm_model.reference_scratch`
 knows the reference builtin kernels; for every other op (custom ops such as TFLM's
 Signal library, builtins newer than that table) we build a model holding that op alone,
 let TFLM allocate it and take
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..ir.graph import Model, Operator, ScratchProbe, Subgraph, Tensor
-from ..memory.scratch import is_known
-from ..memory.tflm_model import predict_head
+from ..tflm_model.reference_scratch import is_known
+from ..tflm_model.head import predict_head
 from .runner import DEFAULT_ARENA, runtime_available
 
 PROBE_TIMEOUT = 60.0  # seconds for all children of one model together (allocation only, no inference)

@@ -1,7 +1,7 @@
 """Targets: which TFLM build the arena is sized for (ABI, kernel set, CPU), and the
 prediction of its arena from TFLM's sources (no device, no host run needed).
 
-    from fdt_tflm.target import target_for, predict_arena
+    from fdt_tflm.tflm_model import target_for, predict_arena
     arena = predict_arena(model, target_for("cortex-m4", "cmsis-nn"))
     arena.header  # FDT_TENSOR_ARENA_SIZE for that target
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .spec import CORTEX_M4, CPUS, HOST, KERNEL_SETS, Target, target_for
+from .target import CORTEX_M4, CPUS, HOST, KERNEL_SETS, Target, target_for
 
 __all__ = ["Target", "HOST", "CORTEX_M4", "CPUS", "KERNEL_SETS", "target_for", "predict_arena", "TargetArena"]
 

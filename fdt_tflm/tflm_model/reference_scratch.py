@@ -1,4 +1,5 @@
-"""Kernel scratch buffers TFLM's reference kernels request with ``RequestScratchBufferInArena``.
+"""Kernel scratch buffers TFLM's reference kernels request with ``RequestScratchBufferInArena``
+(:mod:`.scratch` gives every kernel set's, per target).
 
 They live only while their op runs and TFLM always places them at run time, into the
 first gap of the (offline) plan that fits.  An offline plan must therefore leave room
@@ -31,14 +32,13 @@ request nothing.  Each request is rounded up to 16 bytes by the planner.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional
 
 from tflite.TensorType import TensorType
 
 from ..catalog.ops import CATALOG, ScratchKind, info
-from ..ir.graph import Operator, Subgraph, Tensor
+from ..ir.graph import Operator, Tensor
 from ..ir.types import dtype_size
-from .lifetimes import Interval, align
 
 INT_BYTES = 4
 HOST_POINTER_BYTES = 8
@@ -134,7 +134,7 @@ def is_known(op: Operator) -> bool:
     return info(op).scratch is not None
 
 
-def scratch_requests(op: Operator) -> list[int]:
+def reference_requests(op: Operator) -> list[int]:
     """Bytes of each scratch buffer ``op``'s reference kernel requests (unaligned, request order):
     from the catalog's rule, else what TFLM was measured to request (nothing if never measured)."""
     rule = SCRATCH_KINDS.get(info(op).scratch or "")
@@ -145,23 +145,3 @@ def scratch_requests(op: Operator) -> list[int]:
         return [b for b in rule(op) if b > 0]
     except (IndexError, TypeError):  # malformed op: TFLM would reject it anyway
         return []
-
-
-def scratch_bytes(sg: Subgraph) -> dict[Operator, int]:
-    """Aligned scratch bytes alive during each op that requests any (for the scheduler)."""
-    out: dict[Operator, int] = {}
-    for op in sg.operators:
-        total = sum(align(b) for b in scratch_requests(op))
-        if total:
-            out[op] = total
-    return out
-
-
-def scratch_intervals(sg: Subgraph, order: Optional[Sequence[Operator]] = None) -> list[Interval]:
-    """One interval per scratch request, alive only at its op's scope, in TFLM's request order."""
-    ops = list(sg.operators) if order is None else list(order)
-    out = []
-    for i, op in enumerate(ops):
-        for b in scratch_requests(op):
-            out.append(Interval(None, align(b), i + 1, i + 1, -1))
-    return out

@@ -1,14 +1,22 @@
-"""Scratch requests of an op's kernel on a target: CMSIS-NN's where that kernel set runs
-its own kernel for the op, else the reference kernel's (:mod:`fdt_tflm.memory.scratch`)."""
+"""Kernel scratch buffers (``RequestScratchBufferInArena``) of each op on a target.
+
+CMSIS-NN's request where that kernel set runs its own kernel for the op
+(:mod:`.cmsis_scratch`), else the reference kernel's (:mod:`.reference_scratch`).  They live
+only while their op runs and TFLM places them at run time into the first gap of the
+(offline) plan that fits, so the planner, the scheduler and the arena replay all take
+them from here, for the target the firmware is built for.
+"""
 from __future__ import annotations
+
+from typing import Optional, Sequence
 
 from ..catalog.ops import ScratchKind, info
 from ..ir.graph import Operator, Subgraph
-from ..memory import scratch as reference
-from ..memory.lifetimes import Interval, align
 from .abi import ABI_TABLES
 from .cmsis_scratch import cmsis_scratch
-from .spec import Target
+from .lifetimes import Interval, align
+from .reference_scratch import reference_requests
+from .target import Target
 
 
 def scratch_requests(op: Operator, target: Target) -> list[int]:
@@ -19,13 +27,15 @@ def scratch_requests(op: Operator, target: Target) -> list[int]:
             return r
     if info(op).scratch == ScratchKind.ADD_N:  # one data pointer per input (add_n.cc)
         return [ABI_TABLES[target.abi].pointer * len([t for t in op.inputs if t is not None])]
-    return reference.scratch_requests(op)
+    return reference_requests(op)
 
 
-def scratch_intervals(sg: Subgraph, target: Target) -> list[Interval]:
-    """One planner buffer per scratch request, alive only at its op (stored order)."""
+def scratch_intervals(sg: Subgraph, target: Target, order: Optional[Sequence[Operator]] = None) -> list[Interval]:
+    """One planner buffer per scratch request, alive only at its op's step (``order``:
+    the operators in another order than stored)."""
+    ops = list(sg.operators) if order is None else list(order)
     return [Interval(None, align(b), i + 1, i + 1, -1)
-            for i, op in enumerate(sg.operators) for b in scratch_requests(op, target)]
+            for i, op in enumerate(ops) for b in scratch_requests(op, target)]
 
 
 def scratch_bytes(sg: Subgraph, target: Target) -> dict[Operator, int]:

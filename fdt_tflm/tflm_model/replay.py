@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Optional
 from ..ir.graph import Model, Operator, Tensor
 from .abi import ABI_TABLES, Abi
 from .kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA, Kernel, kernel_for
-from .spec import Target
+from .target import Target
 
 ARENA_ALIGN = 16  # MicroArenaBufferAlignment()
 MAX_SCRATCH_PER_OP = 12  # kMaxScratchBuffersPerOp

@@ -90,7 +90,7 @@ def find_overlap(items: list[tuple[Interval, int]], shareable: Iterable[tuple[Te
 def check_offline_plan(model: Model) -> None:
     """Raise :class:`PlanError` unless the model's offline plan (if any) is sound: no two live
     tensors share a byte, except the in-place pairs of :mod:`.inplace` at one offset."""
-    from .inplace import shareable_pairs
+    from ..memory.inplace import shareable_pairs
     items = planned_intervals(model)
     ivs = [iv for iv, _ in items]
     pairs = [(ivs[a].tensor, ivs[b].tensor) for a, b in shareable_pairs(model.main, ivs)]

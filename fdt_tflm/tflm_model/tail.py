@@ -2,11 +2,11 @@
 
 The tail grows downwards from the end of the arena; each persistent allocation moves the
 tail pointer down by its size and aligns it down to the allocation's alignment, so the
-total depends on the sequence.  :mod:`fdt_tflm.target.replay` replays TFLM's sequence
+total depends on the sequence.  :mod:`fdt_tflm.tflm_model.replay` replays TFLM's sequence
 (allocator objects, eval tensors and nodes, builtin params, kernel op data and arrays,
 scratch handles, variables, the interpreter's input/output tensors) with the target's
-struct layouts (:mod:`fdt_tflm.target.abi`, measured from TFLM's sources with the
-target's compiler) and kernels (:mod:`fdt_tflm.target.kernels`).
+struct layouts (:mod:`fdt_tflm.tflm_model.abi`, measured from TFLM's sources with the
+target's compiler) and kernels (:mod:`fdt_tflm.tflm_model.kernels`).
 
 The default target is the 64-bit host interpreter, the oracle every measured number comes
 from (tests/test_tail.py pins it against TFLM); a Cortex-M's tail is about half of it.
@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Optional
 
 from ..ir.graph import Model
-from ..target.kernels import REFERENCE, UNKNOWN_OP_DATA  # noqa: F401  (re-exported)
-from ..target.replay import UNBOUNDED, replay
-from ..target.scratch import scratch_requests
-from ..target.spec import HOST, Target
+from .kernels import REFERENCE, UNKNOWN_OP_DATA  # noqa: F401  (re-exported)
+from .replay import UNBOUNDED, replay
+from .scratch import scratch_requests
+from .target import HOST, Target
 
 def unknown_ops(model: Model) -> list[str]:
     """Op types whose kernel data is not in the table (priced with a guess)."""
@@ -34,10 +34,10 @@ def predict_tail(model: Model, target: Target = HOST) -> int:
 
 
 def predict_total(model: Model, head: Optional[int] = None, target: Target = HOST) -> int:
-    """Head + tail; ``head`` defaults to :func:`fdt_tflm.memory.tflm_model.predict_head` with the
+    """Head + tail; ``head`` defaults to :func:`fdt_tflm.tflm_model.head.predict_head` with the
     target's scratch."""
     if head is None:
-        from ..target.scratch import scratch_intervals
-        from .tflm_model import predict_head
+        from .scratch import scratch_intervals
+        from .head import predict_head
         head = predict_head(model, scratch=scratch_intervals(model.main, target)).head
     return head + predict_tail(model, target)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..ir.graph import Model, Operator
-from .ops import info
+from ..catalog.ops import info
+
+if TYPE_CHECKING:
+    from .target import Target
 
 # What a kernel's loops run over (see ``op_counts``).
-FEATURES: tuple[str, ...] = ("invoke", "macs", "taps", "vtaps", "outputs", "pixels", "rows", "inputs", "runs")
+FEATURES: tuple[str, ...] = ("invoke", "macs", "taps", "vtaps", "outputs", "pixels", "rows", "inputs", "runs", "cols")
 _PADDING_SAME = 0  # tflite Padding enum
 
 
@@ -34,6 +37,7 @@ class InstructionCost:
     rows: float = 0.0  # per output row (all dims but the last): small tiles pay it more often
     inputs: float = 0.0  # per non-constant input element (reductions, copies that read all)
     runs: float = 0.0  # per contiguous copy (concatenation: outer size x inputs)
+    cols: float = 0.0  # per im2col element (window ops: output pixels x kernel taps x input channels)
 
     def predict(self, counts: dict[str, float]) -> float:
         """Instructions for the op whose counts are ``counts``."""
@@ -53,6 +57,7 @@ class OpCounts:
     rows: int
     inputs: int
     runs: int
+    cols: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
@@ -134,7 +139,7 @@ def op_counts(op: Operator) -> OpCounts:
     rows = n_out // max(last, 1)
     inputs = sum(_elements(t.shape) for t in op.inputs if t is not None and not t.is_constant)
     from ..ir.macs import op_macs  # the MAC formulas ask the op catalog, which re-exports this module
-    macs, taps, vtaps, pixels = op_macs(op), 0, 0, 0
+    macs, taps, vtaps, pixels, cols = op_macs(op), 0, 0, 0, 0
     if info(op).spatial.kind == "window" and out is not None and len(out.shape) == 4:
         try:
             (kh, vh), (kw, vw) = _window_geometry(op, 1), _window_geometry(op, 2)
@@ -145,8 +150,15 @@ def op_counts(op: Operator) -> OpCounts:
         taps = n_out * kh * kw
         vtaps = int(out.shape[0]) * vh * vw * last
         pixels, rows = rows, int(out.shape[0]) * int(out.shape[1])
+        cols = pixels * kh * kw * _in_channels(op)
     return OpCounts(invoke=1, macs=macs, taps=taps, vtaps=vtaps, outputs=n_out, pixels=pixels, rows=rows,
-                    inputs=inputs, runs=_copy_runs(op))
+                    inputs=inputs, runs=_copy_runs(op), cols=cols)
+
+
+def _in_channels(op: Operator) -> int:
+    """Channels of the op's first input (the depth an im2col column copies per tap)."""
+    x = op.inputs[0] if op.inputs else None
+    return int(x.shape[-1]) if x is not None and x.shape else 1
 
 
 def _copy_runs(op: Operator) -> int:
@@ -158,7 +170,95 @@ def _copy_runs(op: Operator) -> int:
     return _elements(shape[:axis]) * len([t for t in op.inputs if t is not None])
 
 
-def cost_of(op_type: str, costs: Optional[Mapping[str, InstructionCost]] = None) -> InstructionCost:
+CostTable = Mapping[str, InstructionCost]
+
+
+@dataclass(frozen=True)
+class OpShapes:
+    """An op's operand shapes: what the variant rules read, so that a recorded measurement
+    (which keeps shapes, not the model) gets the same table row as the op itself."""
+
+    inputs: tuple[tuple[int, ...], ...]  # non-constant inputs
+    weights: tuple[tuple[int, ...], ...]  # constant inputs
+    output: tuple[int, ...]
+
+    @classmethod
+    def of(cls, op: Operator) -> "OpShapes":
+        ins = [t for t in op.inputs if t is not None]
+        return cls(tuple(tuple(t.shape) for t in ins if not t.is_constant),
+                   tuple(tuple(t.shape) for t in ins if t.is_constant),
+                   tuple(op.outputs[0].shape) if op.outputs else ())
+
+
+def _conv_variant(s: OpShapes) -> str:
+    """CMSIS-NN's arm_convolve_wrapper_s8 paths: a 1x1 filter at stride 1 (no im2col), a 1x1
+    filter at another stride, or the im2col kernel (OHWI weights)."""
+    if not s.weights or len(s.weights[0]) != 4 or not s.inputs or len(s.inputs[0]) != 4 or len(s.output) != 4:
+        return "kxk"
+    _, kh, kw, _ = s.weights[0]
+    if (kh, kw) != (1, 1):
+        return "kxk"
+    return "1x1" if s.inputs[0][1:3] == s.output[1:3] else "1x1s"
+
+
+def _depthwise_variant(s: OpShapes) -> str:
+    """CMSIS-NN's arm_depthwise_conv_wrapper_s8 paths: the 3x3 kernel (multiplier 1) or the
+    generic one (1HWO weights)."""
+    if not s.weights or len(s.weights[0]) != 4 or not s.inputs or len(s.inputs[0]) != 4 or len(s.output) != 4:
+        return "kxk"
+    _, kh, kw, c_out = s.weights[0]
+    return "3x3" if (kh, kw) == (3, 3) and c_out == s.inputs[0][3] else "kxk"
+
+
+# Kernel code paths per ``OpInfo.cost_variant``: a table row "TYPE/variant" prices them apart.
+VARIANTS = {"conv": _conv_variant, "depthwise": _depthwise_variant}
+
+
+def cost_table(target: Optional["Target"] = None) -> CostTable:
+    """The instruction table of ``target``: the host interpreter's (None or the host target:
+    callgrind, reference kernels) or a device's (QEMU icount with the device's TFLM, see
+    :mod:`.device_costs`).  A CPU without its own measurements takes the measured CPU of its
+    CMSIS-NN feature set (:func:`measured_cpu`)."""
+    if target is None or target.abi == "host64":
+        return COSTS
+    from .device_costs import DEVICE_COSTS
+    return DEVICE_COSTS[(measured_cpu(target), target.kernels)]
+
+
+def measured_cpu(target: "Target") -> str:
+    """The CPU whose device measurements price ``target`` (itself when measured)."""
+    from .device_costs import DEVICE_COSTS, STAND_IN
+    if (target.cpu, target.kernels) in DEVICE_COSTS:
+        return target.cpu
+    return STAND_IN.get(target.features, "cortex-m4")
+
+
+def table_label(target: Optional["Target"] = None) -> str:
+    """Which measurements price ``target``'s instructions, in words."""
+    if target is None or target.abi == "host64":
+        return "host TFLM (x86-64), reference kernels, callgrind"
+    cpu = measured_cpu(target)
+    via = "" if cpu == target.cpu else f" (priced as a {cpu})"
+    return f"{target.cpu}, {target.kernels} kernels{via}, QEMU icount"
+
+
+def cost_key(op: Operator, table: CostTable) -> str:
+    """The table row of ``op``: its kernel variant's (e.g. ``CONV_2D/1x1``) where the table
+    has one, else its type's, a borrowed type's, or ``_FALLBACK``."""
+    return row_key(op.type, info(op).cost_variant, OpShapes.of(op), table)
+
+
+def row_key(op_type: str, kind: str, shapes: OpShapes, table: CostTable) -> str:
+    """:func:`cost_key` from an op's type, catalog variant kind and shapes."""
+    rule = VARIANTS.get(kind)
+    variant = rule(shapes) if rule is not None else None
+    for key in ((f"{op_type}/{variant}" if variant else None), op_type, BORROWED.get(op_type)):
+        if key and key in table:
+            return key
+    return "_FALLBACK"
+
+
+def cost_of(op_type: str, costs: Optional[CostTable] = None) -> InstructionCost:
     """The fitted cost of ``op_type``, a borrowed one, or the fallback (``costs``: another
     table than COSTS, e.g. a fit on part of the measurements)."""
     table = COSTS if costs is None else costs
@@ -167,15 +267,18 @@ def cost_of(op_type: str, costs: Optional[Mapping[str, InstructionCost]] = None)
     return table.get(BORROWED.get(op_type, ""), table["_FALLBACK"])
 
 
-def op_instructions(op: Operator, costs: Optional[Mapping[str, InstructionCost]] = None) -> int:
-    """Predicted instructions of one invoke of ``op``."""
-    return max(0, round(cost_of(op.type, costs).predict(op_counts(op).as_dict())))
+def op_instructions(op: Operator, costs: Optional[CostTable] = None, target: Optional["Target"] = None) -> int:
+    """Predicted instructions of one invoke of ``op`` on ``target`` (default: the host), or
+    with the table ``costs``."""
+    table = costs if costs is not None else cost_table(target)
+    return max(0, round(table[cost_key(op, table)].predict(op_counts(op).as_dict())))
 
 
-def predict_instructions(model: Model, costs: Optional[Mapping[str, InstructionCost]] = None) -> int:
-    """Predicted instructions of one ``MicroInterpreter::Invoke`` of ``model``: every op of
-    every subgraph, each once (control-flow ops that run a subgraph several times are not
-    modelled), plus the interpreter's fixed cost."""
-    table = COSTS if costs is None else costs
+def predict_instructions(model: Model, costs: Optional[CostTable] = None, target: Optional["Target"] = None) -> int:
+    """Predicted instructions of one ``MicroInterpreter::Invoke`` of ``model`` on ``target``
+    (default: the host interpreter): every op of every subgraph, each once (control-flow
+    ops that run a subgraph several times are not modelled), plus the interpreter's fixed
+    cost."""
+    table = costs if costs is not None else cost_table(target)
     per_invoke = table.get("_INTERPRETER", InstructionCost()).invoke
     return round(per_invoke) + sum(op_instructions(op, table) for sg in model.subgraphs for op in sg.operators)

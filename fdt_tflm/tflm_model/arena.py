@@ -1,7 +1,7 @@
 """The arena a target needs for a model, predicted from TFLM's sources (no run needed).
 
 ``predict_arena(model, target)`` replays AllocateTensors (:mod:`.replay`) with the planner's
-head (:func:`fdt_tflm.memory.tflm_model.predict_head`, offline plan + the target kernels'
+head (:func:`fdt_tflm.tflm_model.head.predict_head`, offline plan + the target kernels'
 scratch buffers) and finds the smallest arena in which it succeeds.  That number is what
 the firmware header must say; head + tail alone is not always enough, because
 AllocateTensors first needs room at the head for temporaries (the planner's 40 B per
@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir.graph import Model
-from ..memory.tflm_model import predict_head
+from .head import predict_head
 from .cmsis_scratch import unmodelled_ops
 from .kernels import kernel_for
 from .replay import ARENA_ALIGN, UNBOUNDED, OutOfArena, Replay, replay
 from .scratch import scratch_intervals, scratch_requests
-from .spec import Target
+from .target import Target
 
 
 
