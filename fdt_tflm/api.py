@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -169,11 +170,12 @@ def _guard_line(r: Report) -> str:
 
 
 def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None, max_overhead: float = 0.0,
-             verify: bool = True, allow_custom_ops: bool = False, time_limit: float = 5.0,
-             search_budget: float = 45.0, samples: int = 5, progress: Union[Progress, bool, None] = None,
+             verify: bool = True, allow_custom_ops: bool = False, *, samples: int = 5,
+             progress: Union[Progress, bool, None] = None,
              litert: bool = True, objective: str = "total", effort: int = DEFAULT_LEVEL,
              max_slowdown: Optional[float] = None, cpu: str = "cortex-m4", kernels: str = "reference",
-             target: Optional[Target] = None) -> Result:
+             target: Optional[Target] = None, time_limit: Optional[float] = None,
+             search_budget: Optional[float] = None) -> Result:
     """Optimise a TFLite model for TFLM.
 
     ``source``: a path, the model bytes or an IR Model.  ``passes``: any of tile, reorder,
@@ -182,7 +184,7 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     LiteRT) and refuse a result whose outputs differ.  ``effort``: 1..5 (default 2), how much
     work the search, scheduler and planner may do, counted, never timed: the same input gives
     the same bytes on any machine (ValueError outside 1..5).  ``time_limit`` and
-    ``search_budget`` (seconds) are deprecated and ignored.  ``cpu`` / ``kernels`` (or
+    ``search_budget`` (seconds) are deprecated: a DeprecationWarning, then ignored.  ``cpu`` / ``kernels`` (or
     ``target``, a :class:`fdt_tflm.tflm_model.Target`): the TFLM build the model is for; the
     search prices its tail, kernel scratch and instructions, the planner reserves its scratch,
     the guard and the report predict for it (FdtError for an unknown CPU).  ``objective``: what the tiling
@@ -194,12 +196,16 @@ def optimize(source: ModelSource, passes: Union[str, Sequence[str], None] = None
     result's head or total would exceed the input's, fewer passes are applied
     (``report.guard`` says which and why).
     """
+    for name, value in (("time_limit", time_limit), ("search_budget", search_budget)):
+        if value is not None:
+            warnings.warn(f"optimize({name}=) is deprecated and ignored: work is bounded by effort=1..5, "
+                          "never by seconds", DeprecationWarning, stacklevel=2)
     effort_budgets(effort)  # a bad level fails here, before any work
     check_slowdown(max_slowdown)
     if progress is True or progress is None:
         progress = stderr_progress() if progress is None else (lambda m: print(m, file=sys.stderr))
-    opts = Options(parse_passes(passes), max_overhead, verify, allow_custom_ops, time_limit, search_budget,
-                   samples, litert, objective, progress or None, effort=effort, max_slowdown=max_slowdown,
+    opts = Options(parse_passes(passes), max_overhead, verify, allow_custom_ops, samples=samples, litert=litert,
+                   objective=objective, progress=progress or None, effort=effort, max_slowdown=max_slowdown,
                    target=target or target_for(cpu, kernels))
     out = run(source, opts)
     return Result(out.kept.candidate.model, out.kept.candidate.data, out.report, out.source.data,

@@ -59,9 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--effort", type=int, choices=range(1, 6), default=2, metavar="N",
                    help="1..5: how much work the search, scheduler and planner may do, counted, never timed, "
                         "so the output is the same on any machine (default 2; 4 does about twice the work)")
-    o.add_argument("--time-limit", type=float, default=5.0, help="deprecated, accepted and ignored (see --effort)")
-    o.add_argument("--search-budget", type=float, default=45.0, metavar="S",
-                   help="deprecated, accepted and ignored (see --effort)")
+    o.add_argument("--time-limit", type=float, default=None, help=argparse.SUPPRESS)  # removed: refused
+    o.add_argument("--search-budget", type=float, default=None, help=argparse.SUPPRESS)  # removed: refused
     o.add_argument("--samples", type=int, default=5, help="random inputs used for verification")
     o.add_argument("--plot", metavar="PNG", help="memory over time before/after")
     o.add_argument("--plot-pareto", metavar="PNG", help="the tiling search's Pareto front: arena vs MAC and "
@@ -147,13 +146,17 @@ def default_output(path: str) -> str:
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .api import optimize
     from .io.atomic import write_all
+    for flag, value in (("--time-limit", args.time_limit), ("--search-budget", args.search_budget)):
+        if value is not None:
+            raise FdtError(f"{flag} was removed: the search, scheduler and planner are bounded by counted "
+                           "work, never seconds; use --effort 1..5")
     out = args.output or default_output(args.model)
     report_path = args.json if args.json and args.json != "-" else None
     _check_outputs([out, report_path, args.plot, args.plot_pareto], args.model, args.plot,
                    args.plot_pareto)  # before the long run
     res = optimize(args.model, passes=args.passes, max_overhead=args.max_overhead, verify=not args.no_verify,
-                   allow_custom_ops=args.allow_custom_ops, time_limit=args.time_limit, samples=args.samples,
-                   objective=args.objective, search_budget=args.search_budget, effort=args.effort,
+                   allow_custom_ops=args.allow_custom_ops, samples=args.samples,
+                   objective=args.objective, effort=args.effort,
                    max_slowdown=args.max_slowdown, **_target_of(args))
     if res.verified is False:
         raise VerificationError("refusing to write a model that failed verification")

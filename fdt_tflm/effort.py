@@ -7,7 +7,6 @@ twice its work); the run time follows the budgets, not the other way round.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -63,10 +62,3 @@ def effort(level: int = DEFAULT_LEVEL) -> Effort:
 
 
 DEFAULT_EFFORT = effort()
-
-
-def ignore_time_limit(time_limit: Optional[float], where: str) -> None:
-    """Warn that ``time_limit`` is ignored: seconds no longer decide any result (``effort`` does)."""
-    if time_limit is not None:
-        warnings.warn(f"{where}: time_limit is ignored (deterministic work budgets instead); pass effort=",
-                      DeprecationWarning, stacklevel=3)

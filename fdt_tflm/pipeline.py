@@ -53,8 +53,6 @@ class Options:
     max_overhead: float = 0.0
     verify: bool = True
     allow_custom_ops: bool = False
-    time_limit: float = 5.0  # deprecated, ignored: ``effort`` bounds the memory passes
-    search_budget: float = 45.0
     samples: int = 5
     litert: bool = True
     objective: str = "total"

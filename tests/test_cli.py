@@ -75,10 +75,21 @@ def test_optimize_passes_search_options_to_the_api(tmp_path, optimize_calls):
     from fdt_tflm.cli import main
     out = tmp_path / "o.tflite"
     rc = main(["optimize", str(PROJECT_MODELS / "kws.tflite"), "-o", str(out), "--objective", "head",
-               "--max-overhead", "30", "--search-budget", "12"])
+               "--max-overhead", "30", "--kernels", "cmsis-nn"])
     assert rc == 2 and not out.exists()
-    assert (optimize_calls["objective"], optimize_calls["max_overhead"], optimize_calls["search_budget"]) \
-        == ("head", 30.0, 12.0)
+    assert (optimize_calls["objective"], optimize_calls["max_overhead"], optimize_calls["kernels"]) \
+        == ("head", 30.0, "cmsis-nn")
+
+
+@pytest.mark.parametrize("flag", ["--time-limit", "--search-budget"])
+def test_removed_time_options_are_refused_in_one_line_naming_effort(tmp_path, flag):
+    """The seconds-based options decided nothing for several releases: refused (exit 2, one
+    line naming --effort), nothing written, never silently accepted."""
+    out = tmp_path / "o.tflite"
+    r = cli("optimize", str(PROJECT_MODELS / "kws.tflite"), "-o", str(out), flag, "12")
+    assert r.returncode == 2 and not out.exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "--effort" in lines[0], r.stderr
 
 
 @pytest.mark.parametrize("value", ["-1", "-0.5", "nan", "fast"])

@@ -92,7 +92,7 @@ def test_when_every_pass_is_worse_the_input_is_kept_as_given(monkeypatch):
 def test_default_output_is_never_worse_in_tflm(path: Path):
     """The default optimize output, on every model we have: TFLM's head and total of the
     written model are each <= the input's (both measured by TFLM in the verification runs)."""
-    res = fdt_tflm.optimize(str(path), progress=False, samples=1, search_budget=20, litert=False)
+    res = fdt_tflm.optimize(str(path), progress=False, samples=1, litert=False)
     r = res.report
     assert r.measured and r.guard.measured and r.verified
     known = measured_heads().get(path.stem)

@@ -160,11 +160,25 @@ def test_ilp_stops_on_its_node_budget_with_one_thread(monkeypatch):
         [(1000, 1, ilp.WATCHDOG_SECONDS), (2000, 1, ilp.WATCHDOG_SECONDS)]
 
 
-def test_time_limit_is_deprecated_and_changes_nothing():
+def test_the_planner_takes_no_seconds():
+    """Work budgets only: the old time_limit slot is gone, and a positional second argument
+    is refused instead of being taken as some other option."""
     ivs = random_intervals(18)
-    with pytest.warns(DeprecationWarning, match="time_limit is ignored"):
-        timed = plan_offsets(ivs, time_limit=0.001)
-    assert timed.offsets == plan_offsets(ivs).offsets and timed.arena == peak_live(ivs)
+    with pytest.raises(TypeError):
+        plan_offsets(ivs, 0.001)
+    assert plan_offsets(ivs).arena == peak_live(ivs)
+
+
+def test_the_api_warns_on_the_deprecated_seconds():
+    """optimize(time_limit=, search_budget=): keyword-only, a DeprecationWarning, no effect."""
+    import fdt_tflm
+    from conftest import PROJECT_MODELS
+    data = (PROJECT_MODELS / "kws.tflite").read_bytes()
+    with pytest.warns(DeprecationWarning, match="search_budget"):
+        warned = fdt_tflm.optimize(data, search_budget=1, verify=False, progress=False)
+    assert warned.data == fdt_tflm.optimize(data, verify=False, progress=False).data
+    with pytest.raises(TypeError):
+        fdt_tflm.optimize(data, None, 0.0, False, False, 5.0)  # the old positional time_limit slot
 
 
 def test_shareable_pairs_may_sit_on_top_of_each_other():

@@ -245,7 +245,7 @@ def test_fdt_float_partial_sum_end():
 
 def test_optimize_default(int8_case):
     m, want = int8_case
-    res = fdt_tflm.optimize(write_model(m), progress=False, search_budget=20)
+    res = fdt_tflm.optimize(write_model(m), progress=False)
     assert res.verified
     assert res.report.paths, "the search tiled nothing: the test would not exercise a rewrite"
     assert_runs_like(res.model, want)
@@ -254,7 +254,7 @@ def test_optimize_default(int8_case):
 def test_optimize_head_objective_with_recomputation():
     m = net(size=32, stem=True)
     want = expected(m)
-    res = fdt_tflm.optimize(write_model(m), progress=False, search_budget=20, objective="head", max_overhead=30)
+    res = fdt_tflm.optimize(write_model(m), progress=False, objective="head", max_overhead=30)
     assert res.verified
     assert "FFMT" in [p.kind for p in res.report.paths], "no spatial tiling: the test would not exercise FFMT"
     assert_runs_like(res.model, want)

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
+from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from .heuristics import HeuristicPlan, best_heuristic, share_set
 from ..tflm_model.lifetimes import ARENA_ALIGNMENT, Interval, peak_live
@@ -45,14 +45,13 @@ class OffsetPlan:
     seconds: float
 
 
-def plan_offsets(intervals: Sequence[Interval], time_limit: Optional[float] = None, solver: str = "cbc",
-                 shareable: Iterable[tuple[int, int]] = (), *, effort: Effort = DEFAULT_EFFORT) -> OffsetPlan:
+def plan_offsets(intervals: Sequence[Interval], *, solver: str = "cbc", shareable: Iterable[tuple[int, int]] = (),
+                 effort: Effort = DEFAULT_EFFORT) -> OffsetPlan:
     """The smallest arena we can find for ``intervals`` within ``effort`` (local-search moves,
-    then ILP nodes); the same plan on any machine.  ``time_limit``: deprecated and ignored.
+    then ILP nodes); the same plan on any machine.
 
     ``shareable``: pairs of interval indices allowed to sit at exactly the same offset
     (in-place operands); they may still be placed apart."""
-    ignore_time_limit(time_limit, "plan_offsets")
     t0 = time.perf_counter()
     ivs = list(intervals)
     for iv in ivs:

@@ -5,7 +5,7 @@ stay bit-identical.  ``plan`` writes the ``OfflineMemoryAllocation`` metadata th
 TFLM's greedy planner takes as fixed offsets; kernel scratch buffers are planned too,
 so the plan keeps a gap at each scratch-requesting op where TFLM drops them at run time.
 Both stop on work budgets (``effort``), never on the clock: the same model gives the same
-bytes on any machine.  ``time_limit`` is still accepted, deprecated and ignored.
+bytes on any machine.  Kernel scratch is the ``target``'s (the firmware's TFLM build).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass
 from typing import Optional
 
-from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
+from ..effort import DEFAULT_EFFORT, Effort
 from ..ir.surgery import drop_offline_plan
 from ..ir.graph import Model
 from .ilp import plan_offsets
@@ -37,10 +37,8 @@ class PlanReport:
     method: str = ""
 
 
-def reorder(model: Model, time_limit: Optional[float] = None, *,
-            effort: Effort = DEFAULT_EFFORT, target: Target = HOST) -> tuple[Model, Schedule]:
+def reorder(model: Model, *, effort: Effort = DEFAULT_EFFORT, target: Target = HOST) -> tuple[Model, Schedule]:
     """A copy of ``model`` whose subgraphs run in their peak-minimising order; the schedule of subgraph 0."""
-    ignore_time_limit(time_limit, "reorder")
     out = copy.deepcopy(model)
     main: Optional[Schedule] = None
     for k, sg in enumerate(out.subgraphs):
@@ -53,10 +51,9 @@ def reorder(model: Model, time_limit: Optional[float] = None, *,
     return out, main
 
 
-def plan(model: Model, time_limit: Optional[float] = None, solver: str = "cbc", *,
-         effort: Effort = DEFAULT_EFFORT, target: Target = HOST) -> tuple[Model, PlanReport]:
+def plan(model: Model, *, solver: str = "cbc", effort: Effort = DEFAULT_EFFORT,
+         target: Target = HOST) -> tuple[Model, PlanReport]:
     """A copy of ``model`` with an offline plan for subgraph 0 (replacing any it had) and its report."""
-    ignore_time_limit(time_limit, "plan")
     out = copy.deepcopy(model)
     if not out.subgraphs:
         return out, PlanReport(0, 0, True, 0.0, 0.0, 0, "empty")
@@ -88,14 +85,13 @@ def _op_signature(model: Model) -> list[tuple]:
     return [(op.type, tuple(t.name for t in op.outputs)) for op in model.main.operators]
 
 
-def reorder_and_plan(model: Model, time_limit: Optional[float] = None, *,
-                     effort: Effort = DEFAULT_EFFORT, target: Target = HOST) -> tuple[Model, Schedule, PlanReport]:
+def reorder_and_plan(model: Model, *, effort: Effort = DEFAULT_EFFORT,
+                     target: Target = HOST) -> tuple[Model, Schedule, PlanReport]:
     """Plan both the peak-minimising order and the stored order and keep the smaller head.
 
     The ILP may stop at its node budget above the bound of the new order, and then a plan
     of the stored order can be smaller: the pipeline must never do worse than either.
     Ties keep the stored order (fewer changes to the model)."""
-    ignore_time_limit(time_limit, "reorder_and_plan")
     reordered, sched = reorder(model, effort=effort, target=target)
     stored_out, stored_rep = plan(model, effort=effort, target=target)
     if _op_signature(reordered) == _op_signature(model):

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
+from ..effort import DEFAULT_EFFORT, Effort
 from ..ir.graph import Operator, Subgraph
 from ..tflm_model.lifetimes import align, lifetimes, peak_live
 
@@ -148,15 +148,14 @@ def _peak_of(sg: Subgraph, order: list[Operator], scratch: Optional[dict[Operato
     return max(live, default=0)
 
 
-def best_order(sg: Subgraph, time_limit: Optional[float] = None,
-               scratch: Optional[dict[Operator, int]] = None, *, effort: Effort = DEFAULT_EFFORT) -> Schedule:
+def best_order(sg: Subgraph, *, scratch: Optional[dict[Operator, int]] = None,
+               effort: Effort = DEFAULT_EFFORT) -> Schedule:
     """The operator order of ``sg`` with the smallest peak live bytes (exact when ``optimal``).
 
     A narrow beam search first finds a good order fast; the exact DP then only looks for
     strictly better ones, all within ``effort.schedule_states`` states.  Deterministic: states
     and ops are visited in stored order and only strict improvements replace a choice; when
-    the stored order is as good, it is kept.  ``time_limit``: deprecated and ignored."""
-    ignore_time_limit(time_limit, "best_order")
+    the stored order is as good, it is kept."""
     t0 = time.perf_counter()
     budget = _Budget(effort.schedule_states)
     stored = list(sg.operators)

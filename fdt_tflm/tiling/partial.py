@@ -280,12 +280,10 @@ class ArenaPlan:
         return {iv.index: off for iv, off in zip(self.intervals, self.offsets) if iv.index >= 0}
 
 
-def plan_arena(model: Model, time_limit: Optional[float] = None, reshape_in_place: bool = True, *,
-               effort: Effort = DEFAULT_EFFORT) -> ArenaPlan:
+def plan_arena(model: Model, *, reshape_in_place: bool = True, effort: Effort = DEFAULT_EFFORT) -> ArenaPlan:
     """The smallest head we can plan for the stored op order (tensors only: FDT_PARTIAL needs no
     scratch), letting each accumulator share bytes with its predecessor (and RESHAPEs run in
-    place).  Realising it needs an offline plan that allows these exact overlaps.
-    ``time_limit``: deprecated and ignored (``effort`` bounds the planner)."""
+    place).  Realising it needs an offline plan that allows these exact overlaps."""
     sg = model.main
     ivs = lifetimes(sg)
     pairs = shareable_pairs(sg, ivs, reshape_in_place)
@@ -293,7 +291,7 @@ def plan_arena(model: Model, time_limit: Optional[float] = None, reshape_in_plac
         from ..memory.ilp import plan_offsets
     except ImportError:  # planner not installed: chains of shareable buffers share one greedy slot
         return _merged_greedy(ivs, pairs)
-    plan = plan_offsets(ivs, time_limit, shareable=pairs, effort=effort)
+    plan = plan_offsets(ivs, shareable=pairs, effort=effort)
     return ArenaPlan(plan.arena, ivs, list(plan.offsets), pairs, plan.method)
 
 
@@ -482,12 +480,12 @@ class PartialResult:
     needs_custom_kernel: bool = True
 
 
-def partial_rewrite(model: Model, path: Sequence[int], parts: int, time_limit: Optional[float] = None, *,
+def partial_rewrite(model: Model, path: Sequence[int], parts: int, *,
                     effort: Effort = DEFAULT_EFFORT) -> PartialResult:
     """:func:`apply_partial` plus the planned arena and MACs of the original and the result."""
     new = apply_partial(model, path, parts)
-    return PartialResult(new, tuple(path), parts, plan_arena(new, time_limit, effort=effort).arena_bytes,
-                         model_macs(new), plan_arena(model, time_limit, effort=effort).arena_bytes, model_macs(model))
+    return PartialResult(new, tuple(path), parts, plan_arena(new, effort=effort).arena_bytes,
+                         model_macs(new), plan_arena(model, effort=effort).arena_bytes, model_macs(model))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,8 +506,7 @@ def plan_clash(intervals: Sequence[Interval], offsets: Sequence[int],
     return None
 
 
-def write_with_plan(model: Model, time_limit: Optional[float] = None, *,
-                    effort: Effort = DEFAULT_EFFORT) -> tuple[bytes, ArenaPlan]:
+def write_with_plan(model: Model, *, effort: Effort = DEFAULT_EFFORT) -> tuple[bytes, ArenaPlan]:
     """Serialise ``model`` with an offline plan that realises :func:`plan_arena`.
 
     The generic plan check refuses any overlap, so the plan is proved here instead: only the
@@ -517,7 +514,7 @@ def write_with_plan(model: Model, time_limit: Optional[float] = None, *,
     from ..io import write_model
     from ..tflm_model.offline_plan import PlanError, set_plan
     m = copy.deepcopy(model)
-    plan = plan_arena(m, time_limit, effort=effort)
+    plan = plan_arena(m, effort=effort)
     if any(o < 0 or o % 16 for o in plan.offsets):
         raise PlanError("internal error: the plan has an unaligned offset")
     clash = plan_clash(plan.intervals, plan.offsets, plan.shareable)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence, Union
 
 from ..tflm_model.instructions import predict_instructions
-from ..effort import DEFAULT_EFFORT, Effort, ignore_time_limit
+from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
 from ..ir.surgery import detach, fork
@@ -119,18 +119,14 @@ def _planned_head(sg: Subgraph, order: Sequence[Operator], effort: Effort, targe
     return int(best_heuristic(ivs, share, stop_at=lower_bound(ivs, share), moves=effort.plan_moves).arena)
 
 
-def estimate(model: Model, exact: bool = False, time_limit: Optional[float] = None,
-             keep_order: bool = False, order_time_limit: Optional[float] = None, target: Target = SEARCH_TARGET,
+def estimate(model: Model, *, exact: bool = False, keep_order: bool = False, target: Target = SEARCH_TARGET,
              effort: Effort = DEFAULT_EFFORT, schedule: bool = True) -> Estimate:
     """Arena estimate plus the predicted tail.  ``exact``: the planned head of the better of
     the stored order and the scheduler's (as the reorder + plan passes will do); ``keep_order``
     then also stores that order in ``model`` (which must be the caller's own); ``schedule=False``
     plans the stored order only (the search's candidates: the cost view ordered them).  Cheap form:
     peak live bytes of the stored order (the search keeps the stored order good: each
-    candidate's region is stored in the order the cost view found best).  ``time_limit`` and
-    ``order_time_limit``: deprecated, ignored (``effort`` bounds the work)."""
-    ignore_time_limit(time_limit, "estimate")
-    ignore_time_limit(order_time_limit, "estimate")
+    candidate's region is stored in the order the cost view found best)."""
     sg = model.main
     if exact:
         effort = _search_effort(effort)
@@ -559,11 +555,8 @@ def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int, slow: float) -> C
                       round(r.overhead, 3), round(slow, 3))
 
 
-def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float] = None,
-           progress: Optional[Progress] = None, allow_ffmt: bool = True,
-           parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS,
-           plan_time_limit: Optional[float] = None,
-           allow_custom_ops: bool = False, objective: str = "total", target: Target = SEARCH_TARGET,
+def search(model: Model, max_overhead: float = 0.0, *, progress: Optional[Progress] = None, allow_ffmt: bool = True,
+           parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS, allow_custom_ops: bool = False, objective: str = "total", target: Target = SEARCH_TARGET,
            effort: Effort = DEFAULT_EFFORT, max_slowdown: Optional[float] = None) -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
 
@@ -577,8 +570,7 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
     original's (:mod:`fdt_tflm.tflm_model.instructions`; None: no limit).  ``effort``: the work
     budget (candidates priced, candidates planned;
     :mod:`fdt_tflm.effort`); the best so far is returned when it is spent, so the result
-    never depends on the machine's speed or load.  ``time_budget``, ``plan_time_limit``:
-    deprecated, ignored.
+    never depends on the machine's speed or load.
     ``progress(msg)``: called with what is being tried.
     ``allow_custom_ops``: also try exact int8 partial-sum ends (the FDT_PARTIAL kernel,
     :mod:`fdt_tflm.tiling.partial`); the result then needs that kernel in the firmware.
@@ -591,8 +583,6 @@ def search(model: Model, max_overhead: float = 0.0, time_budget: Optional[float]
     as it was when each rewrite was applied)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
-    ignore_time_limit(time_budget, "search")
-    ignore_time_limit(plan_time_limit, "search")
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()  # reported only; no decision depends on it
     st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)),
