@@ -31,7 +31,7 @@ from fdt_tflm.ir.graph import Model  # noqa: E402
 from fdt_tflm.tflm_model.lifetimes import lifetimes  # noqa: E402
 from fdt_tflm.memory.passes import reorder_and_plan  # noqa: E402
 from fdt_tflm.tiling.ffmt import Tiles, apply_ffmt  # noqa: E402
-from fdt_tflm.tiling.partial import model_macs  # noqa: E402
+from fdt_tflm.ir.macs import graph_macs  # noqa: E402
 from fdt_tflm.verify import compare_models  # noqa: E402
 
 MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "mobilenet_v2_224.tflite")
@@ -123,13 +123,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.time()
     original = read_model(MODEL)
-    base = model_macs(original)
+    base = graph_macs(original.main)
     rewritten, ends = apply_rewrites(original, REWRITES)
     planned, _, rep = reorder_and_plan(rewritten)
     res = verify(original, rewritten, planned, ends, args.samples)
     res.update({"rewrites": [asdict(r) for r in REWRITES], "ops_before": len(original.main.operators),
-                "ops_after": len(planned.main.operators), "macs_before": base, "macs_after": model_macs(planned),
-                "overhead_pct": round(100.0 * (model_macs(planned) - base) / base, 2),
+                "ops_after": len(planned.main.operators), "macs_before": base, "macs_after": graph_macs(planned.main),
+                "overhead_pct": round(100.0 * (graph_macs(planned.main) - base) / base, 2),
                 "predicted_head": rep.predicted_head, "peak": peak_site(planned),
                 "seconds": round(time.time() - t0, 1)})
     res["goal_met"] = bool(res["head"] is not None and res["head"] <= HEAD_GOAL and res["overhead_pct"] <= OVERHEAD_GOAL

@@ -89,8 +89,9 @@ def predicted_head(model: Model) -> ArenaPrediction:
 def _default_head(model: Model) -> int:
     """The head TFLM's own greedy planner would need if the model had no offline plan."""
     import copy
+    from .ir.surgery import drop_offline_plan
     m = copy.copy(model)
-    m.metadata = [(n, b) for n, b in model.metadata if n != b"OfflineMemoryAllocation"]
+    drop_offline_plan(m)
     return predicted_head(m).head
 
 

@@ -8,7 +8,7 @@ twice its work); the run time follows the budgets, not the other way round.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+
 
 LEVELS = range(1, 6)
 DEFAULT_LEVEL = 2

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 from .analysis import check_optimizable, predicted_head, summary
 from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
 from .tflm_model.instructions import predict_instructions, table_label
+from .tflm_model.offline_plan import check_offline_plan
 from .tflm_model.target import CORTEX_M4, Target
 from .errors import FdtError, VerificationError
 from .io import load_bytes, read_model, write_model
@@ -232,6 +233,7 @@ def transform(model: Model, opts: Options, label: str = "") -> Candidate:
         model, paths, pareto, notes = tile(model, opts)
     model, schedule, plan = memory_passes(model, passes, opts)
     opts.say("writing and verifying ...")
+    check_offline_plan(model)  # TFLM trusts an offline plan blindly: never write one that overlaps
     data = write_model(model)
     return Candidate(passes, read_back(model, data), data, paths, pareto, notes, schedule, plan, label)
 
@@ -285,7 +287,7 @@ def verify(src: Source, cand: Candidate, ref: Optional["RunResult"], opts: Optio
     if ref is None:
         return Checked(cand, None, None, predicted_arena(cand.model))
     if cand.needs_custom_kernel:
-        from .tiling.partial import verify_custom
+        from .verify.custom import verify_custom
         ok, details = verify_custom(src.data, cand.model, opts.samples)
         return Checked(cand, bool(ok), details.to_dict(), predicted_arena(cand.model), "numpy-reference")
     from .verify import compare_models

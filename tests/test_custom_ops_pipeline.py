@@ -7,7 +7,8 @@ from conftest import PROJECT_MODELS, SHARED_MODELS
 import fdt_tflm
 from fdt_tflm.io import read_model
 from fdt_tflm.ir.macs import graph_macs
-from fdt_tflm.tiling.partial import needs_custom_kernel, verify_custom
+from fdt_tflm.tiling.partial import needs_custom_kernel
+from fdt_tflm.verify.custom import verify_custom
 
 MICRO = SHARED_MODELS / "tflm_micro_speech_int8.tflite"
 

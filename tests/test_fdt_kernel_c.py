@@ -203,7 +203,9 @@ def test_rewritten_model_runs_exactly_in_tflm_with_the_kernel(tmp_path):
     """micro_speech x8 in TFLM with FDT_PARTIAL registered: outputs equal the original's and the
     measured head equals the planned one (offline plan with in-place accumulators)."""
     from fdt_tflm.io import read_model
-    from fdt_tflm.tiling.partial import apply_partial, write_with_plan
+    from fdt_tflm.io import write_model
+    from fdt_tflm.memory.passes import plan
+    from fdt_tflm.tiling.partial import apply_partial
     from fdt_tflm.verify import make_inputs
 
     runner = _host_runner()
@@ -215,7 +217,7 @@ def test_rewritten_model_runs_exactly_in_tflm_with_the_kernel(tmp_path):
     inputs = make_inputs(m, 5, 0)
     want, head0 = _run_host(runner, data, inputs, tmp_path)
     assert head0 == 5968
-    blob, plan = write_with_plan(apply_partial(m, [1, 2], 8))
-    got, head = _run_host(runner, blob, inputs, tmp_path)
+    planned, rep = plan(apply_partial(m, [1, 2], 8))
+    got, head = _run_host(runner, write_model(planned), inputs, tmp_path)
     assert np.array_equal(got, want)
-    assert head == plan.arena_bytes <= 3000
+    assert head == rep.planned_bytes <= 3000

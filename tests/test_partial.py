@@ -16,11 +16,13 @@ from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.tflm_model.head import predict_head
 from fdt_tflm.reference.partial_op import FDT_PARTIAL_CODE, PartialParams
-from fdt_tflm.tiling.partial import (analyze_partial, apply_partial, model_macs, needs_custom_kernel,
-                                     partial_candidates, partial_rewrite, plan_arena, shareable_pairs,
-                                     verify_custom)
+from fdt_tflm.ir.macs import graph_macs
+from fdt_tflm.memory.inplace import shareable_pairs
+from fdt_tflm.memory.passes import plan
+from fdt_tflm.tiling.partial import analyze_partial, apply_partial, needs_custom_kernel, partial_candidates
 from fdt_tflm.tflm_model.lifetimes import lifetimes
 from fdt_tflm.verify import runtime_available
+from fdt_tflm.verify.custom import verify_custom
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 needs_tflm = pytest.mark.skipif(not runtime_available("tflm"), reason="tflite-micro is not installed")
@@ -31,6 +33,11 @@ def _micro_speech() -> bytes:
     if not p.is_file():
         pytest.skip(f"shared model not found: {p}")
     return p.read_bytes()
+
+
+def planned_head(model) -> int:
+    """The head the plan pass gives ``model`` (accumulators and RESHAPEs share bytes in place)."""
+    return plan(model)[1].predicted_head
 
 
 def _conv_flatten_dense(seed: int = 3) -> bytes:
@@ -61,11 +68,11 @@ def test_micro_speech_fits_3000_bytes_exactly(parts):
     assert predict_head(m).head == 5968
     sg = m.main
     path = [i for i, op in enumerate(sg.operators) if op.type in ("DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
-    r = partial_rewrite(m, path, parts)
-    assert r.arena_bytes <= 3000
-    assert r.macs == r.original_macs == model_macs(m)
-    assert needs_custom_kernel(r.model) and not needs_custom_kernel(m)
-    ok, details = verify_custom(data, r.model, n_samples=5)
+    new = apply_partial(m, path, parts)
+    assert planned_head(new) <= 3000
+    assert graph_macs(new.main) == graph_macs(m.main)
+    assert needs_custom_kernel(new) and not needs_custom_kernel(m)
+    ok, details = verify_custom(data, new, n_samples=5)
     assert ok, details.errors
     assert details.outputs_compared == 5 and not details.ops_from_tflm
 
@@ -78,13 +85,13 @@ def test_conv_flatten_dense_saves_60_percent():
     assert fc.inputs[0].nbytes >= 8192 and fc.outputs[0].num_elements <= 64
     cands = [c for c in partial_candidates(m) if c.parts == 8]
     assert cands and cands[0].ops == (0, 1, 2)
-    r = partial_rewrite(m, cands[0].ops, 8)
+    new = apply_partial(m, cands[0].ops, 8)
     tflm_default = predict_head(m).head
-    best_original = plan_arena(m).arena_bytes  # the original with an optimal plan and in-place reshape
-    assert r.arena_bytes <= 0.4 * tflm_default
-    assert r.arena_bytes <= 0.4 * best_original
-    assert r.macs == r.original_macs
-    ok, details = verify_custom(data, r.model, n_samples=3)
+    best_original = planned_head(m)  # the original with an optimal plan and in-place reshape
+    assert planned_head(new) <= 0.4 * tflm_default
+    assert planned_head(new) <= 0.4 * best_original
+    assert graph_macs(new.main) == graph_macs(m.main)
+    ok, details = verify_custom(data, new, n_samples=3)
     assert ok, details.errors
 
 
@@ -97,7 +104,7 @@ def test_conv_end_with_stride_dilation_padding_is_exact():
         assert sum(op.opcode.custom_code == FDT_PARTIAL_CODE for op in new.main.operators) == parts
         ok, details = verify_custom(data, new, n_samples=3)
         assert ok, details.errors
-        assert model_macs(new) == model_macs(m)
+        assert graph_macs(new.main) == graph_macs(m.main)
 
 
 @needs_tflm
@@ -118,15 +125,14 @@ def test_accumulators_share_memory_in_place():
     m = read_model(_micro_speech())
     new = apply_partial(m, [1, 2], 4)
     ivs = lifetimes(new.main)
-    pairs = shareable_pairs(new.main, ivs, reshape_in_place=False)
+    pairs = shareable_pairs(new.main, ivs, frozenset({FDT_PARTIAL_CODE.decode()}))
     assert len(pairs) == 3  # acc0->acc1->acc2->output
-    plan = plan_arena(new)
     for a, b in pairs:
         assert ivs[a].overlaps(ivs[b])
     # every accumulator is counted at 4 bytes per output element
     accs = [iv for iv in ivs if iv.tensor.dtype_name == "INT32"]
     assert accs and all(iv.size == 16 for iv in accs)  # 4 outputs * 4 B
-    assert plan.arena_bytes >= max(iv.size for iv in ivs)
+    assert planned_head(new) >= max(iv.size for iv in ivs)
 
 
 def test_rewrite_is_deterministic_and_round_trips():
@@ -174,21 +180,23 @@ def test_options_round_trip_and_reject_garbage():
 
 
 def test_written_plan_is_proved_and_complete():
-    from fdt_tflm.tflm_model.offline_plan import read_plan
-    from fdt_tflm.tiling.partial import plan_clash, write_with_plan
+    """The plan pass plans a partial-sum model like any other (accumulators in place), its
+    plan is proved and written whole, and the proof is not vacuous."""
+    from fdt_tflm.errors import FdtError
+    from fdt_tflm.tflm_model.offline_plan import check_offline_plan, read_plan, set_plan
     m = read_model(_micro_speech())
-    new = apply_partial(m, [1, 2], 8)
-    data, plan = write_with_plan(new)
-    back = read_model(data)
+    planned, rep = plan(apply_partial(m, [1, 2], 8))
+    back = read_model(write_model(planned))
     offs = read_plan(back)
     ivs = lifetimes(back.main)
     assert len(offs) == len(back.main.tensors)
-    assert [offs[iv.index] for iv in ivs] == plan.offsets
-    assert max(o + iv.size for o, iv in zip(plan.offsets, ivs)) == plan.arena_bytes <= 3000
-    assert plan_clash(ivs, plan.offsets, plan.shareable) is None
-    # the proof is not vacuous: moving one accumulator onto a live neighbour is caught
-    a, b = plan.shareable[0]
-    bad = list(plan.offsets)
-    others = [k for k, iv in enumerate(ivs) if k not in (a, b) and iv.overlaps(ivs[b])]
-    bad[b] = plan.offsets[others[0]]
-    assert plan_clash(ivs, bad, plan.shareable) is not None
+    assert max(offs[iv.index] + iv.size for iv in ivs) == rep.planned_bytes <= 3000
+    check_offline_plan(back)
+    # moving one accumulator onto a live neighbour that is not its in-place partner is caught
+    a, b = shareable_pairs(back.main, ivs)[0]
+    other = next(k for k, iv in enumerate(ivs) if k not in (a, b) and iv.overlaps(ivs[b]))
+    bad = {iv.index: offs[iv.index] for iv in ivs}
+    bad[ivs[b].index] = offs[ivs[other].index]
+    set_plan(back, bad)
+    with pytest.raises(FdtError):
+        check_offline_plan(back)

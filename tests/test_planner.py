@@ -1,6 +1,7 @@
 """Offset planning (heuristics + ILP) and the reorder/plan passes, proven against TFLM's measured head."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 
@@ -99,12 +100,25 @@ def test_plan_replaces_existing_plan_and_leaves_input_alone():
     assert predict_head(p2).head == rep.predicted_head < predict_head(p1).head
 
 
-def test_overlapping_plan_is_refused_by_the_writer():
+def test_overlapping_plan_is_refused_before_writing(monkeypatch):
+    """The proof lives with the plan (check_offline_plan) and the pipeline runs it before it
+    writes: a plan pass that put every tensor at offset 0 makes optimize fail, nothing written."""
+    from fdt_tflm.tflm_model.offline_plan import check_offline_plan
+    import fdt_tflm
+    import fdt_tflm.memory.passes as memory_passes
     m = radar_like()
     ivs = lifetimes(m.main)
     set_plan(m, {iv.index: 0 for iv in ivs})  # every tensor at offset 0: the conv in/outs collide
     with pytest.raises(PlanError):
-        write_model(m)
+        check_offline_plan(m)
+
+    def colliding(model, **kw):
+        out = copy.deepcopy(model)
+        set_plan(out, {iv.index: 0 for iv in lifetimes(out.main)})
+        return out, None
+    monkeypatch.setattr(memory_passes, "plan", colliding)
+    with pytest.raises(PlanError, match="overlapping"):
+        fdt_tflm.optimize(write_model(radar_like()), passes="plan", progress=False, verify=False)
 
 
 @pytest.mark.parametrize("seed", [0, 18, 22, 32])

@@ -19,12 +19,9 @@ from .fbgeneric import _module, write_numpy_vector, write_offset_vector, write_t
 TENSOR_DATA_ALIGNMENT = 16
 
 
-def write_model(model: Model, check_plan: bool = True) -> bytes:
-    """Serialise ``model``.  An offline memory plan in its metadata is proved first
-    (overlapping live tensors make TFLM silently compute garbage), unless ``check_plan`` is False."""
-    if check_plan:
-        from ..tflm_model.offline_plan import check_offline_plan  # late import: memory builds on io
-        check_offline_plan(model)
+def write_model(model: Model) -> bytes:
+    """Serialise ``model`` as it is (an offline plan in its metadata is the plan pass's, proved
+    there and by the pipeline before writing: :func:`fdt_tflm.tflm_model.offline_plan.check_offline_plan`)."""
     buffers: list[Buffer] = [Buffer()]
     index: dict[int, int] = {id(buffers[0]): 0}
 

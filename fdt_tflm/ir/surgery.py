@@ -22,8 +22,7 @@ from typing import Iterable, Literal, Sequence
 
 from .graph import Model, Operator, Tensor
 
-# Metadata entry of TFLM's offline plan (memory.offline_plan.METADATA_NAME; kept here so the
-# IR does not depend on the memory package)
+# Metadata entry of TFLM's offline plan (its format: fdt_tflm.tflm_model.offline_plan)
 OFFLINE_PLAN_METADATA = b"OfflineMemoryAllocation"
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..io import read_model, write_model
 from ..ir.graph import Model
+from ..ir.surgery import drop_offline_plan
 from .graph import run_reference_tensors
 from .ops import kernel
 
@@ -23,7 +24,7 @@ def expose_all(model_bytes: bytes) -> tuple[bytes, list[str]]:
     extra = [t for t in sg.tensors if t.is_activation and t not in sg.outputs and t not in sg.inputs
              and any(t in op.outputs for op in sg.operators)]
     sg.outputs = list(sg.outputs) + extra
-    m.metadata = [(n, b) for n, b in m.metadata if n != b"OfflineMemoryAllocation"]
+    drop_offline_plan(m)
     m.signature_defs = []
     return write_model(m), [t.name for t in sg.outputs]
 

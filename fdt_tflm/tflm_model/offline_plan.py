@@ -13,9 +13,10 @@ import numpy as np
 
 from ..errors import FdtError
 from ..ir.graph import Model, Tensor
+from ..ir.surgery import OFFLINE_PLAN_METADATA
 from .lifetimes import Interval, lifetimes
 
-METADATA_NAME = "OfflineMemoryAllocation"
+METADATA_NAME = OFFLINE_PLAN_METADATA.decode()
 PLAN_VERSION = 1
 ONLINE = -1
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from ..tflm_model.instructions import cost_table, op_instructions, predict_instructions
 from ..ir.graph import Model, Operator, Tensor
-from ..ir.macs import op_macs
+from ..ir.macs import graph_macs, op_macs
 from ..tflm_model.lifetimes import align, lifetimes, live_bytes_per_scope
 from ..tflm_model import HOST, Target
 from ..tflm_model.abi import ABI_TABLES
@@ -32,7 +32,6 @@ from ..tflm_model.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA
 from ..tflm_model.replay import ARENA_ALIGN, kernel_of
 from ..tflm_model.scratch import scratch_intervals, scratch_requests
 from ..tflm_model.tail import predict_tail
-from .partial import model_macs
 
 
 HOIST_CUTS = 6  # region-input cut points tried per candidate (evenly spaced when there are more)
@@ -87,7 +86,7 @@ class View:
         tail = predict_tail(model, target)
         return cls(model, target, {id(op): i + 1 for i, op in enumerate(sg.operators)}, live,
                    {id(iv.tensor): iv.last for iv in ivs}, {id(iv.tensor): iv.first for iv in ivs},
-                   tail, tail if target == HOST else predict_tail(model, HOST), model_macs(model))
+                   tail, tail if target == HOST else predict_tail(model, HOST), graph_macs(model.main))
 
     @cached_property
     def instructions(self) -> int:

@@ -5,7 +5,8 @@ Why a custom op: every stock int8 conv/dense requantises its own output, so summ
 partial results with a stock ADD rounds once per part and is not exact.  FDT_PARTIAL keeps
 an int32 accumulator between the parts and requantises once, with exactly the original
 op's per-channel multipliers and shifts, so the rewritten model is bit-identical to the
-original (proved by :func:`verify_custom` with the NumPy reference, which matches TFLM).
+original (proved by :func:`fdt_tflm.verify.custom.verify_custom` with the NumPy reference,
+which matches TFLM).
 
 The path (operator indices of subgraph 0, chain order) is:
     body      a valid FDT channel path (see :mod:`fdt_tflm.tiling.paths`): an op split by
@@ -16,27 +17,24 @@ The path (operator indices of subgraph 0, chain order) is:
     end       int8 CONV_2D or FULLY_CONNECTED with constant weights.
 Each part i runs body_i then FDT_PARTIAL_i (acc_i = acc_{i-1} + W_i x_i); the last part adds
 the bias, requantises and writes the original output tensor.  acc_{i-1} and acc_i may share
-arena bytes (the kernel reads every element before writing it): see :func:`shareable_pairs`.
+arena bytes (the kernel reads every element before writing it): the catalog marks the pair
+in place, and the plan pass (:mod:`fdt_tflm.memory.passes`) lets them share.
 
 Opt-in only: a model rewritten here runs only on firmware that registers FDT_PARTIAL
 (firmware_template/fdt_kernels); :func:`needs_custom_kernel` tells whether a model does.
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ..catalog.ops import CATALOG, CREATED, FDT_PARTIAL_CODE, MacKind, info
-from ..effort import DEFAULT_EFFORT, Effort
+from ..catalog.ops import CREATED, FDT_PARTIAL_CODE, MacKind, info
 from ..errors import FdtError
 from ..ir.graph import Buffer, Model, Operator, Subgraph, Tensor
 from ..ir.surgery import fork
-from ..ir.macs import graph_macs
 from ..ir.types import DTYPE_CODES
-from ..tflm_model.lifetimes import Interval, lifetimes
 from ..reference.fixedpoint import activation_range
 from ..reference.ops import conv_padding, fc_multipliers, per_channel_multipliers
 from ..reference.partial_op import KIND_CONV, KIND_FC, PartialParams
@@ -251,75 +249,6 @@ def needs_custom_kernel(model: Model) -> bool:
     return any(is_fdt_partial(op) for sg in model.subgraphs for op in sg.operators)
 
 
-def model_macs(model: Model) -> int:
-    """MACs of subgraph 0 (FDT_PARTIAL ops count their slice of the work: the catalog's
-    partial-sum MAC kind)."""
-    return graph_macs(model.main)
-
-
-def shareable_pairs(sg: Subgraph, intervals: Sequence[Interval], reshape_in_place: bool = True) -> list[tuple[int, int]]:
-    """Pairs of interval indices that may sit at exactly the same offset: the in-place ops of the
-    catalog (FDT_PARTIAL accumulators) and, with ``reshape_in_place``, its in-place layout-only
-    ops (RESHAPE skips its memcpy when input and output alias), per :mod:`fdt_tflm.memory.inplace`."""
-    from ..memory.inplace import shareable_pairs as pairs
-    return pairs(sg, intervals, frozenset(n for n, i in CATALOG.items()
-                                          if i.in_place is not None and (reshape_in_place or not i.layout_only)))
-
-
-@dataclass
-class ArenaPlan:
-    """Planned arena head of a model (offsets per interval) with in-place accumulators."""
-
-    arena_bytes: int
-    intervals: list[Interval]
-    offsets: list[int]
-    shareable: list[tuple[int, int]] = field(default_factory=list)
-    method: str = ""
-
-    def offsets_by_tensor(self) -> dict[int, int]:
-        return {iv.index: off for iv, off in zip(self.intervals, self.offsets) if iv.index >= 0}
-
-
-def plan_arena(model: Model, *, reshape_in_place: bool = True, effort: Effort = DEFAULT_EFFORT) -> ArenaPlan:
-    """The smallest head we can plan for the stored op order (tensors only: FDT_PARTIAL needs no
-    scratch), letting each accumulator share bytes with its predecessor (and RESHAPEs run in
-    place).  Realising it needs an offline plan that allows these exact overlaps."""
-    sg = model.main
-    ivs = lifetimes(sg)
-    pairs = shareable_pairs(sg, ivs, reshape_in_place)
-    try:
-        from ..memory.ilp import plan_offsets
-    except ImportError:  # planner not installed: chains of shareable buffers share one greedy slot
-        return _merged_greedy(ivs, pairs)
-    plan = plan_offsets(ivs, shareable=pairs, effort=effort)
-    return ArenaPlan(plan.arena, ivs, list(plan.offsets), pairs, plan.method)
-
-
-def _merged_greedy(ivs: list[Interval], pairs: list[tuple[int, int]]) -> ArenaPlan:
-    from ..tflm_model.greedy import arena_extent, greedy_offsets
-    root = list(range(len(ivs)))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-    for a, b in pairs:
-        root[find(b)] = find(a)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(ivs)):
-        groups.setdefault(find(i), []).append(i)
-    reps = sorted(groups)
-    merged = [Interval(None, max(ivs[i].size for i in groups[r]), min(ivs[i].first for i in groups[r]),
-                       max(ivs[i].last for i in groups[r]), -1) for r in reps]
-    offs = greedy_offsets(merged)
-    offsets = [0] * len(ivs)
-    for r, o in zip(reps, offs):
-        for i in groups[r]:
-            offsets[i] = o
-    return ArenaPlan(arena_extent(merged, offs), ivs, offsets, pairs, "greedy (shared chains merged)")
-
-
 # ---------------------------------------------------------------------------------------------
 # candidates for the search (opt-in: --allow-custom-ops)
 @dataclass(frozen=True)
@@ -370,156 +299,3 @@ def partial_candidates(model: Model, parts: Sequence[int] = DEFAULT_PARTS, max_l
                     continue
                 out.append(PartialCandidate(path, p))
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# verification
-@dataclass
-class CustomVerification:
-    """Outcome of :func:`verify_custom`: ``ok`` only if every output matched bit for bit."""
-
-    ok: bool
-    samples: int
-    outputs_compared: int = 0
-    tensors_matched: int = 0  # intermediate tensors equal to the original's (same name)
-    ops_from_tflm: list[str] = field(default_factory=list)  # unmodelled ops whose results were taken from TFLM
-    errors: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"ok": self.ok, "samples": self.samples, "outputs_compared": self.outputs_compared,
-                "tensors_matched": self.tensors_matched, "ops_from_tflm": self.ops_from_tflm,
-                "errors": self.errors, "needs_custom_kernel": True}
-
-
-def verify_custom(original_bytes: bytes, new_model: Model, n_samples: int = 5,
-                  seed: int = 0) -> tuple[bool, CustomVerification]:
-    """Prove that ``new_model`` (which may use FDT_PARTIAL) computes the original's TFLM outputs.
-
-    The original runs in the TFLM host interpreter (every intermediate tensor exposed); the
-    new model, serialised and read back, runs in the bit-exact NumPy reference.  An op the
-    reference does not model is accepted only if it is unchanged (same name of output, its
-    inputs already equal to the original's values): then its TFLM result is reused."""
-    from ..io import read_model, write_model
-    from ..reference.crosscheck import tflm_tensors
-    from ..reference.ops import ReferenceUnsupported, kernel
-    from ..verify import make_inputs
-
-    original = read_model(original_bytes)
-    new = read_model(write_model(new_model))  # what the firmware will see
-    inputs = make_inputs(original, n_samples, seed)
-    res = CustomVerification(False, n_samples)
-    try:
-        orig_vals = tflm_tensors(original_bytes, inputs)
-    except RuntimeError as e:
-        res.errors.append(f"TFLM could not run the original: {e}")
-        return False, res
-    orig_outputs = [t.name for t in original.main.outputs]
-    new_sg = new.main
-    if [t.name for t in new_sg.outputs] != orig_outputs:
-        res.errors.append("the rewritten model's outputs differ from the original's")
-        return False, res
-    for s, sample in enumerate(inputs):
-        vals: dict[int, np.ndarray] = {}
-        for t, xv in zip(new_sg.inputs, sample):
-            vals[id(t)] = np.asarray(xv).reshape(t.shape)
-        ref = orig_vals[s]
-        for op in new_sg.operators:
-            ins = [None if t is None else (t.numpy() if t.is_constant else vals.get(id(t))) for t in op.inputs]
-            if any(t is not None and not t.is_constant and vals.get(id(t)) is None for t in op.inputs):
-                res.errors.append(f"{op.type}: an input has no value (variable tensors are not supported)")
-                return False, res
-            k = kernel(op)
-            got = None
-            if k is not None:
-                try:
-                    got = k(op, ins)
-                except ReferenceUnsupported:
-                    got = None
-            if got is None:
-                same_inputs = all(t is None or t.is_constant or (t.name in ref and np.array_equal(
-                    vals[id(t)], ref[t.name].reshape(t.shape))) for t in op.inputs)
-                if not same_inputs or not all(o.name in ref for o in op.outputs):
-                    res.errors.append(f"{op.type}: no reference kernel and not an unchanged op of the original")
-                    return False, res
-                got = [ref[o.name] for o in op.outputs]
-                if s == 0:
-                    res.ops_from_tflm.append(op.type)
-            for o, v in zip(op.outputs, got):
-                vals[id(o)] = np.asarray(v).reshape(o.shape)
-                if o.name in ref and o.name not in orig_outputs:  # a kept tensor must keep its values
-                    want_o = ref[o.name].reshape(o.shape)
-                    if vals[id(o)].dtype == want_o.dtype and np.array_equal(vals[id(o)], want_o):
-                        res.tensors_matched += 1
-                    else:
-                        res.errors.append(f"sample {s}: tensor {o.name!r} differs from the original's")
-        for t in new_sg.outputs:
-            want = ref[t.name]
-            got_v = vals.get(id(t))
-            res.outputs_compared += 1
-            if got_v is None or got_v.shape != want.reshape(t.shape).shape or not np.array_equal(got_v, want.reshape(t.shape)):
-                diff = "missing" if got_v is None else \
-                    int(np.max(np.abs(got_v.astype(np.int64) - want.reshape(t.shape).astype(np.int64))))
-                res.errors.append(f"sample {s}: output {t.name!r} differs (max diff {diff})")
-    res.ok = not res.errors
-    return res.ok, res
-
-
-# ---------------------------------------------------------------------------------------------
-# one-call summary
-@dataclass
-class PartialResult:
-    """A partial-sum rewrite with its cost: planned head (``arena_bytes``) and ``macs``."""
-
-    model: Model
-    path: tuple[int, ...]
-    parts: int
-    arena_bytes: int
-    macs: int
-    original_arena_bytes: int
-    original_macs: int
-    needs_custom_kernel: bool = True
-
-
-def partial_rewrite(model: Model, path: Sequence[int], parts: int, *,
-                    effort: Effort = DEFAULT_EFFORT) -> PartialResult:
-    """:func:`apply_partial` plus the planned arena and MACs of the original and the result."""
-    new = apply_partial(model, path, parts)
-    return PartialResult(new, tuple(path), parts, plan_arena(new, effort=effort).arena_bytes,
-                         model_macs(new), plan_arena(model, effort=effort).arena_bytes, model_macs(model))
-
-
-# ---------------------------------------------------------------------------------------------
-# writing the plan
-def plan_clash(intervals: Sequence[Interval], offsets: Sequence[int],
-               pairs: Sequence[tuple[int, int]]) -> Optional[tuple[Interval, Interval]]:
-    """Two buffers alive together whose bytes intersect, other than a shareable pair placed at
-    exactly the same offset (an independent proof: TFLM trusts offline plans blindly)."""
-    share = {(min(a, b), max(a, b)) for a, b in pairs}
-    order = sorted(range(len(intervals)), key=lambda i: (offsets[i], i))
-    for pos, a in enumerate(order):
-        for b in order[pos + 1:]:
-            if offsets[b] >= offsets[a] + intervals[a].size:
-                break
-            if intervals[a].overlaps(intervals[b]) and not (
-                    (min(a, b), max(a, b)) in share and offsets[a] == offsets[b]):
-                return intervals[a], intervals[b]
-    return None
-
-
-def write_with_plan(model: Model, *, effort: Effort = DEFAULT_EFFORT) -> tuple[bytes, ArenaPlan]:
-    """Serialise ``model`` with an offline plan that realises :func:`plan_arena`.
-
-    The generic plan check refuses any overlap, so the plan is proved here instead: only the
-    in-place pairs of :func:`shareable_pairs` may share bytes, and only at one offset."""
-    from ..io import write_model
-    from ..tflm_model.offline_plan import PlanError, set_plan
-    m = copy.deepcopy(model)
-    plan = plan_arena(m, effort=effort)
-    if any(o < 0 or o % 16 for o in plan.offsets):
-        raise PlanError("internal error: the plan has an unaligned offset")
-    clash = plan_clash(plan.intervals, plan.offsets, plan.shareable)
-    if clash is not None:
-        raise PlanError(f"internal error: tensors {clash[0].tensor.name!r} and {clash[1].tensor.name!r} "
-                        "would share arena bytes")
-    set_plan(m, plan.offsets_by_tensor())
-    return write_model(m, check_plan=False), plan

@@ -34,6 +34,7 @@ from ..tflm_model.instructions import predict_instructions
 from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
+from ..ir.macs import graph_macs
 from ..ir.surgery import detach, fork
 from ..memory.heuristics import best_heuristic
 from ..memory.ilp import lower_bound, share_set
@@ -47,7 +48,7 @@ from . import OBJECTIVES
 from .costview import View, price
 from .fdt import apply_fdt
 from .ffmt import DEFAULT_TILE_OPTIONS, Tiles, apply_ffmt, ffmt_candidates, tile_counts
-from .partial import model_macs, partial_candidates
+from .partial import partial_candidates
 from .paths import analyze_path, candidate_paths, max_concat_parts
 
 Progress = Callable[[str], None]
@@ -585,7 +586,7 @@ def search(model: Model, max_overhead: float = 0.0, *, progress: Optional[Progre
         raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()  # reported only; no decision depends on it
-    st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, model_macs(model)),
+    st = _Search(max_overhead, allow_ffmt, allow_custom_ops, parts, say, max(1, graph_macs(model.main)),
                  max(1, predict_instructions(model, target=target)), max_slowdown, objective, target=target, effort=effort)
     if len(model.subgraphs) != 1:
         base = estimate(model, exact=True, target=target, effort=effort)

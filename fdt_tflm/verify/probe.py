@@ -93,7 +93,7 @@ def distinct_one_op_models(model: Model, wanted: Callable[[Operator], bool] = _u
                 continue
             try:
                 one = one_op_model(op)
-                data = write_model(one, check_plan=False)
+                data = write_model(one)
             except Exception as e:  # an op our writer cannot serialise alone: nothing to learn
                 failed.append(OneOpModel(op.type, error=f"cannot build a one-op model ({e})", ops=[(s, i)]))
                 continue
