@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .analysis import check_optimizable, predicted_head, summary
+from .catalog.ops import FDT_PARTIAL_CODE
 from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
 from .tflm_model.instructions import predict_instructions, table_label
 from .tflm_model.offline_plan import check_offline_plan
@@ -130,7 +131,7 @@ class Candidate:
 
     @property
     def needs_custom_kernel(self) -> bool:
-        return any(oc.custom_code == b"FDT_PARTIAL" for oc in self.model.operator_codes)
+        return any(oc.custom_code == FDT_PARTIAL_CODE for oc in self.model.operator_codes)
 
 
 @dataclass(frozen=True)

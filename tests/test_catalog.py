@@ -17,7 +17,8 @@ from fdt_tflm.ir.macs import FORMULAS, op_macs
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.tflm_model.reference_scratch import SCRATCH_KINDS
 from fdt_tflm.tflm_model import HOST
-from fdt_tflm.tiling.rules import rule
+from fdt_tflm.catalog.rules import rule
+from fdt_tflm.ir.graph import OpKey
 from fdt_tflm.verify import make_inputs, run, runtime_available
 
 from conftest import PROJECT_MODELS, shared_model_paths
@@ -137,7 +138,7 @@ def test_channel_axes_index_the_channels_of_the_real_models():
 def test_unknown_types_and_custom_codes_get_the_conservative_entry():
     u = info("NOT_AN_OP")
     assert (u.tileable, u.macs, u.in_place, u.scratch, u.weighted) == (False, MacKind.ELEMENTWISE, None, None, False)
-    assert rule("NOT_AN_OP") is None
+    assert rule(OpKey("NOT_AN_OP")) is None and rule(OpKey("CONV_2D", custom=True)) is None
     custom_named_conv = Operator(OperatorCode(32, b"CONV_2D"), [], [])
     assert info(custom_named_conv).custom and not info(custom_named_conv).tileable
     partial = Operator(OperatorCode(32, FDT_PARTIAL_CODE), [], [])
@@ -220,11 +221,22 @@ def test_the_op_type_scan_finds_literals_but_not_docstrings():
     assert _op_type_literals(src) == [(4, "CONV_2D"), (4, "FDT_PARTIAL")]
 
 
-def test_no_tiling_pass_names_an_op_type():
-    """Issue #11: the passes ask the catalog (``info``, ``CREATED``); none spells an op type."""
-    files = sorted(TILING.glob("*.py"))
-    assert len(files) >= 6
-    found = {f.name: hits for f in files if (hits := _op_type_literals(f.read_text()))}
+# The modules that ARE tables mapping TFLM's op names (knowledge as data), and the builders
+# that create ops by name; everything else asks the catalog.
+NAME_TABLES = frozenset({
+    "catalog/ops.py", "firmware/resolver.py", "ir/builder.py", "ir/qnet.py", "ir/signal.py", "reference/ops.py",
+    "tflm_model/cmsis_scratch.py", "tflm_model/instructions.py", "tflm_model/kernels.py",
+    "tflm_model/device_costs.py", "tflm_model/reference_scratch.py", "tflm_model/abi.py"})
+
+
+def test_no_module_outside_the_tables_names_an_op_type():
+    """Issues #11 / #19: passes, models of TFLM, verification and the pipeline ask the catalog
+    (``info``, ``CREATED``, ``rule``); only the tables that map TFLM names spell an op type."""
+    package = TILING.parent
+    files = sorted(package.rglob("*.py"))
+    assert len(files) >= 60
+    found = {str(f.relative_to(package)): hits for f in files
+             if str(f.relative_to(package)) not in NAME_TABLES and (hits := _op_type_literals(f.read_text()))}
     assert found == {}
 
 
@@ -237,3 +249,37 @@ def test_copy_versions_of_the_ops_fdt_creates():
     int8, int16, f32 = (DTYPE_CODES[n] for n in ("INT8", "INT16", "FLOAT32"))
     assert [copy_version(CREATED.join, d) for d in (int8, int16, f32)] == [2, 3, 1]
     assert [copy_version(CREATED.channel_slice, d) for d in (int8, f32)] == [2, 1]
+
+
+def _radar_stem_with_custom_conv():
+    """radar's first branch (3x3 CONV_2D -> DEPTHWISE_CONV_2D -> ...), which FDT splits, with
+    the CONV_2D's code replaced by a CUSTOM code spelled ``CONV_2D``."""
+    from fdt_tflm.io import read_model
+    m = read_model((TILING.parents[1] / "models" / "radar.tflite").read_bytes())
+    conv = next(op for op in m.main.operators if op.type == "CONV_2D")
+    conv.opcode = m.opcode(32, 1, custom_code=b"CONV_2D")
+    conv.options, conv.custom_options = None, b""
+    return m, conv
+
+
+def test_a_custom_op_named_like_a_builtin_is_never_tiled(tmp_path):
+    """Issue #19: op identity is typed.  A custom op whose custom code is "CONV_2D" gets no
+    rule, no conv catalog entry, no kernel row and no reference kernel, and optimize with
+    --no-verify (nothing else stands between a wrong guess and a wrong model) leaves it whole:
+    the written model keeps it with its original operands, and no path runs through it."""
+    from fdt_tflm.cli import main
+    from fdt_tflm.io import read_model, write_model
+    from fdt_tflm.ir.graph import OpKey
+    from fdt_tflm.reference.ops import kernel
+    m, conv = _radar_stem_with_custom_conv()
+    assert conv.key == OpKey("CONV_2D", custom=True) and conv.key.table_name == "CUSTOM:CONV_2D"
+    assert rule(conv) is None and not info(conv).tileable and kernel(conv) is None
+    assert rule(OpKey("CONV_2D")) is not None  # the builtin keeps its rule
+    src, out = tmp_path / "in.tflite", tmp_path / "out.tflite"
+    src.write_bytes(write_model(m))
+    ins = [t.name for t in conv.inputs if t is not None]
+    assert main(["optimize", str(src), "-o", str(out), "--no-verify", "--allow-custom-ops"]) == 0
+    back = read_model(out.read_bytes())
+    customs = [op for op in back.main.operators if op.key == OpKey("CONV_2D", custom=True)]
+    assert len(customs) == 1 and [t.name for t in customs[0].inputs if t is not None] == ins
+    assert customs[0].outputs[0].shape == conv.outputs[0].shape  # whole, not an output-channel slice

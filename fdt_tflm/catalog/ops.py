@@ -261,20 +261,14 @@ _ENTRIES: tuple[OpInfo, ...] = (
 CATALOG: Mapping[str, OpInfo] = MappingProxyType({e.name: e for e in _ENTRIES})
 
 
-def _key(op_or_type: Union[str, "Operator"]) -> tuple[str, bool]:
-    if isinstance(op_or_type, str):
-        return op_or_type, False
-    code = op_or_type.opcode.custom_code
-    return (code.decode(errors="replace"), True) if code is not None else (op_or_type.type, False)
-
-
 def info(op_or_type: Union[str, "Operator"]) -> OpInfo:
-    """The entry for an op (custom ops by their custom code) or a type name; unknown types get
-    a conservative one: untileable, one MAC per output element, never in place, scratch unknown."""
-    name, custom = _key(op_or_type)
+    """The entry for an op (by its identity, ``Operator.key``: a custom op by its custom code,
+    never a builtin's entry) or a catalog name; unknown ops get a conservative one: untileable,
+    one MAC per output element, never in place, scratch unknown."""
+    name, custom = (op_or_type, None) if isinstance(op_or_type, str) else op_or_type.key
     found = CATALOG.get(name)
-    if found is None or (not isinstance(op_or_type, str) and found.custom != custom):
-        return OpInfo(name, custom=custom)
+    if found is None or (custom is not None and found.custom != custom):
+        return OpInfo(name, custom=bool(custom))
     return found
 
 
@@ -299,9 +293,9 @@ def tail_bytes(op: "Operator", target: "Target") -> int:
 
     abi = ABI_TABLES[target.abi]
     up = lambda n, a: -(-n // a) * a  # noqa: E731
-    params = PARAMS_STRUCT.get(op.type)
+    params = PARAMS_STRUCT.get(op.key.table_name)
     total = up(abi[params].size, abi[params].align) if params is not None else 0
-    k = kernel_for(op.type, target.kernels)
+    k = kernel_for(op.key.table_name, target.kernels)
     data = UNKNOWN_OP_DATA if k is None else (abi[k.op_data].size if k.op_data else 0)
     arrays = k.prepare(op) if k is not None else []
     return total + up(data, ARENA_ALIGN) + sum(up(b, ARENA_ALIGN) for b in arrays if b > 0)

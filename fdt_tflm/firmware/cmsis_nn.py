@@ -41,7 +41,7 @@ def scratch_requests(model: Model, arch: str = "dsp") -> list[ScratchRequest]:
     out = []
     for i, op in enumerate(model.main.operators):
         for size in cmsis_scratch(op, arch) or []:
-            out.append(ScratchRequest(i, op.type, size, SCRATCH_RULES[op.type].__doc__ or op.type))
+            out.append(ScratchRequest(i, op.type, size, SCRATCH_RULES[op.key.table_name].__doc__ or op.type))
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -109,6 +109,9 @@ class Tensor:
         return f"Tensor({self.name!r}, {self.dtype_name}{list(self.shape)}, {kind})"
 
 
+CUSTOM_BUILTIN_CODE = 32  # BuiltinOperator_CUSTOM
+
+
 @dataclass(eq=False)
 class OperatorCode:
     builtin_code: int
@@ -118,7 +121,7 @@ class OperatorCode:
 
     @property
     def name(self) -> str:
-        if self.builtin_code == 32 and self.custom_code is not None:  # CUSTOM
+        if self.builtin_code == CUSTOM_BUILTIN_CODE and self.custom_code is not None:
             return self.custom_code.decode(errors="replace")
         name = BUILTIN_NAMES.get(self.builtin_code)  # hot in the search: no f-string unless needed
         return name if name is not None else f"BUILTIN_{self.builtin_code}"
@@ -139,6 +142,23 @@ class ScratchProbe:
     error: str = ""
 
 
+class OpKey(NamedTuple):
+    """An op's identity: a builtin's name, or a custom op's custom code (``custom``).  Every
+    table of op knowledge is looked up by it, so a custom op is never taken for a builtin."""
+
+    name: str
+    custom: bool = False
+
+    @property
+    def table_name(self) -> str:
+        """The name under which tables that map TFLM's op names list this op: a custom op whose
+        code is a builtin's name gets a name of its own (``CUSTOM:CONV_2D``), never the builtin's row."""
+        return f"CUSTOM:{self.name}" if self.custom and self.name in BUILTIN_CODES_BY_NAME else self.name
+
+
+BUILTIN_CODES_BY_NAME = frozenset(BUILTIN_NAMES.values())
+
+
 @dataclass(eq=False)
 class Operator:
     """One node.  ``inputs`` may hold None for omitted optional inputs (index -1)."""
@@ -157,7 +177,14 @@ class Operator:
 
     @property
     def type(self) -> str:
+        """The op's name for people (reports, tables of results): its builtin name or custom code."""
         return self.opcode.name
+
+    @property
+    def key(self) -> OpKey:
+        """The op's identity for lookups (see :class:`OpKey`)."""
+        oc = self.opcode
+        return OpKey(oc.name, oc.builtin_code == CUSTOM_BUILTIN_CODE and oc.custom_code is not None)
 
     def opt(self, key: str, default=None):
         """A builtin option field by its schema name (e.g. ``StrideW``)."""

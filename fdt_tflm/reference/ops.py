@@ -347,7 +347,7 @@ def kernel(op: Operator) -> Optional[Callable[[Operator, Arrays], Arrays]]:
     if op.opcode.custom_code is not None:
         from .partial_op import FDT_PARTIAL_CODE, fdt_partial_kernel
         return fdt_partial_kernel if op.opcode.custom_code == FDT_PARTIAL_CODE else None
-    return KERNELS.get(op.type)
+    return KERNELS.get(op.key.table_name)
 
 
 def supports(ops: Sequence[Operator]) -> bool:

@@ -193,7 +193,7 @@ UNMODELLED: frozenset[str] = frozenset({"SVDF", "TRANSPOSE_CONV", "BATCH_MATMUL"
 
 def cmsis_scratch(op: Operator, features: str) -> Optional[list[int]]:
     """Bytes of each scratch request of ``op``'s CMSIS-NN kernel (None: the reference kernel runs)."""
-    rule = SCRATCH_RULES.get(op.type)
+    rule = SCRATCH_RULES.get(op.key.table_name)
     if rule is None:
         return None
     try:
@@ -208,6 +208,6 @@ _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
 def unmodelled_ops(ops: list[Operator]) -> list[str]:
     """CMSIS-NN kernels in ``ops`` whose scratch is not restated here (int16 paths included)."""
     def int16(op: Operator) -> bool:
-        return op.type in _INT8_ONLY and bool(op.inputs) and op.inputs[0] is not None \
+        return op.key.table_name in _INT8_ONLY and bool(op.inputs) and op.inputs[0] is not None \
             and op.inputs[0].dtype == TensorType.INT16
     return sorted({op.type for op in ops if op.type in UNMODELLED or int16(op)})

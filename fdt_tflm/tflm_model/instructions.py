@@ -163,7 +163,7 @@ def _in_channels(op: Operator) -> int:
 
 def _copy_runs(op: Operator) -> int:
     """Contiguous copies a concatenation makes: the outer size times the number of inputs."""
-    if op.type != "CONCATENATION" or not op.outputs or not op.outputs[0].shape:
+    if op.key.table_name != "CONCATENATION" or not op.outputs or not op.outputs[0].shape:
         return 0
     shape = op.outputs[0].shape
     axis = int(op.opt("Axis", 0) or 0) % len(shape)
@@ -245,7 +245,7 @@ def table_label(target: Optional["Target"] = None) -> str:
 def cost_key(op: Operator, table: CostTable) -> str:
     """The table row of ``op``: its kernel variant's (e.g. ``CONV_2D/1x1``) where the table
     has one, else its type's, a borrowed type's, or ``_FALLBACK``."""
-    return row_key(op.type, info(op).cost_variant, OpShapes.of(op), table)
+    return row_key(op.key.table_name, info(op).cost_variant, OpShapes.of(op), table)
 
 
 def row_key(op_type: str, kind: str, shapes: OpShapes, table: CostTable) -> str:

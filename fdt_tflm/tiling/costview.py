@@ -47,7 +47,7 @@ def op_tail(op: Operator, target: Target) -> int:
     allocator does: the per-op part of :func:`fdt_tflm.tflm_model.replay.replay`."""
     abi = ABI_TABLES[target.abi]
     n = abi["NodeAndRegistration"].size
-    p = PARAMS_STRUCT.get(op.type)
+    p = PARAMS_STRUCT.get(op.key.table_name)
     if p is not None:
         n += _up(abi[p].size, abi[p].align)
     k = kernel_of(op, target)

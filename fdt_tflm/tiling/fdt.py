@@ -26,7 +26,7 @@ from ..ir.surgery import fork, replace_region
 from ..catalog.ops import CREATED, operand
 from ..catalog.ops import info as op_info  # ``info`` names a path here
 from .paths import CONCAT, PARTIAL, PathInfo, analyze_path, data_input_index, even_ranges, multiplier
-from .rules import rule
+from ..catalog.rules import rule
 
 INT8, INT16 = DTYPE_CODES["INT8"], DTYPE_CODES["INT16"]
 INT32 = DTYPE_CODES["INT32"]
@@ -138,7 +138,7 @@ class _Rewriter:
     # -- the three roles --------------------------------------------------------------------
     def start_output_split(self, op: Operator, lo: int, hi: int, out: Tensor) -> Operator:
         """Conv/dense (or 1-channel depthwise) computing output channels [lo, hi) from the whole input."""
-        r = rule(op.type)
+        r = rule(op)
         ins = list(op.inputs)
         ins[1] = self.const_slice(op.inputs[1], r.weight_out_axis, lo, hi)
         for k in r.channel_sliced_inputs:
@@ -152,7 +152,7 @@ class _Rewriter:
 
     def channel_wise(self, op: Operator, x: Tensor, lo: int, hi: int, out: Tensor) -> Operator:
         """A channel-wise op on input channels [lo, hi) (outputs [lo*m, hi*m))."""
-        r = rule(op.type)
+        r = rule(op)
         m = multiplier(op)
         di = data_input_index(op)
         ins = list(op.inputs)
@@ -175,7 +175,7 @@ class _Rewriter:
 
     def partial_end(self, op: Operator, x: Tensor, lo: int, hi: int, first: bool, out: Tensor) -> Operator:
         """Conv/dense over input channels [lo, hi), no bias (except the first part), no activation."""
-        r = rule(op.type)
+        r = rule(op)
         ins = list(op.inputs)
         ins[0] = x
         ins[1] = self.const_slice(op.inputs[1], r.weight_in_axis, lo, hi)

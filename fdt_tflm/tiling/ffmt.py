@@ -42,7 +42,7 @@ from ..ir.graph import Model, Operator, OperatorCode, Subgraph, Tensor
 from ..ir.surgery import fork, replace_region
 from ..ir.macs import graph_macs, op_macs
 from ..ir.types import BUILTIN_CODES, DTYPE_NUMPY
-from .rules import rule
+from ..catalog.rules import rule
 
 PADDING_SAME, PADDING_VALID = 0, 1  # tflite Padding enum
 H_AXIS, W_AXIS = 1, 2
@@ -294,7 +294,7 @@ def analyse_chain(sg: Subgraph, path: Sequence[int], open_end: bool = False) -> 
 def _analyse_op(sg: Subgraph, i: int, prev: Optional[Tensor], produced: dict[int, int]) -> Step:
     """One op of a chain entered through ``prev`` (None: the chain starts here)."""
     op = sg.operators[i]
-    r = rule(op.type)
+    r = rule(op)
     if r is None or r.spatial not in _AXIS_GEOMETRY:
         raise FfmtUnsupported(f"{op.type} cannot be tiled spatially")
     if len(op.outputs) != 1:
@@ -594,7 +594,7 @@ def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_O
                 sub = chain[a:b]
                 if touching is not None and not touching.intersection(sub):
                     continue
-                if not any(rule(sg.operators[i].type).spatial == "window" for i in sub):
+                if not any(rule(sg.operators[i]).spatial == "window" for i in sub):
                     continue
                 try:
                     steps = analyse_chain(sg, sub)

@@ -7,7 +7,7 @@ part reads the whole input) or is channel-wise and reads a channel slice of its 
 The ops after it are channel-wise.  The path ends by concatenating the parts, or (float
 only) with a conv/dense split by input channels whose partial results are summed.
 
-All operator knowledge comes from :mod:`fdt_tflm.tiling.rules` (the catalog's channel view)
+All operator knowledge comes from :mod:`fdt_tflm.catalog.rules` (the catalog's channel view)
 and :mod:`fdt_tflm.catalog.ops`; no op type is named here.  The few conditions that
 depend on an op's operands are the named checks in :data:`CHECKS`.
 """
@@ -22,7 +22,7 @@ from ..catalog.ops import CREATED, MacKind, info
 from ..errors import FdtError
 from ..ir.graph import Operator, Subgraph, Tensor
 from ..ir.types import DTYPE_CODES
-from .rules import rule
+from ..catalog.rules import rule
 
 FLOAT32 = DTYPE_CODES["FLOAT32"]
 CONCAT = "concat"
@@ -38,7 +38,7 @@ def _const_ints(t: Optional[Tensor]) -> Optional[np.ndarray]:
 def data_input_index(op: Operator) -> Optional[int]:
     """The input that carries the channel slices: input 0, or for binary ops with one constant
     operand the non-constant one."""
-    r = rule(op.type)
+    r = rule(op)
     if r is not None and r.channel_check == "const_operand":
         acts = [i for i, t in enumerate(op.inputs[:2]) if t is not None and not t.is_constant]
         return acts[0] if len(acts) == 1 else None
@@ -92,7 +92,7 @@ CHECKS: dict[str, Callable[[Operator], bool]] = {
 
 def multiplier(op: Operator) -> int:
     """Output channels per input channel of a channel-wise op (depthwise multiplier, else 1)."""
-    r = rule(op.type)
+    r = rule(op)
     if r is None or r.channel_multiplier is None:
         return 1
     return max(1, int(op.opt(r.channel_multiplier, 1) or 1))
@@ -100,7 +100,7 @@ def multiplier(op: Operator) -> int:
 
 def is_channel_wise(op: Operator) -> bool:
     """Output channel c depends only on input channel(s) c // m, constants sliced along."""
-    r = rule(op.type)
+    r = rule(op)
     if r is None or not r.channel_wise or not op.outputs or len(op.outputs) != 1:
         return False
     di = data_input_index(op)
@@ -131,7 +131,7 @@ def _weights_ok(op: Operator, axis: Optional[int]) -> bool:
 
 def is_output_split_start(op: Operator) -> bool:
     """Can start a path by output channels, every part reading the whole input."""
-    r = rule(op.type)
+    r = rule(op)
     if r is None or not r.channel_start or len(op.outputs) != 1 or not op.outputs[0].shape:
         return False
     if not _weights_ok(op, r.weight_out_axis):
@@ -145,7 +145,7 @@ def is_output_split_start(op: Operator) -> bool:
 
 def is_partial_end(op: Operator) -> bool:
     """Can end a path by input channels with summed partial results (float32 only, stock ADD)."""
-    r = rule(op.type)
+    r = rule(op)
     if r is None or not r.channel_partial_end or not _weights_ok(op, r.weight_in_axis):
         return False
     x = op.inputs[0]
@@ -249,7 +249,7 @@ def maximal_chain(sg: Subgraph, seed: int, consumers: Optional[dict] = None) -> 
     producers = sg.producers()
     index = {id(op): i for i, op in enumerate(sg.operators)}
     seed_op = sg.operators[seed]
-    if rule(seed_op.type) is None:
+    if rule(seed_op) is None:
         return []
     chain = [seed]
     op = seed_op

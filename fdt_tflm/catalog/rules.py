@@ -1,17 +1,19 @@
 """How each operator behaves when a chain of operators is split: the tiling passes' view of the catalog.
 
-The knowledge lives in :mod:`fdt_tflm.catalog.ops` (``OpInfo.channel`` / ``OpInfo.spatial``, the
-questions each answers are described there); this module keeps the flat :class:`OpRule` records
-the tiling passes read, one per op type the catalog marks ``tileable``.  A missing op means
-"leave untiled".
+The knowledge lives in :mod:`.ops` (``OpInfo.channel`` / ``OpInfo.spatial``, the questions each
+answers are described there); this module keeps the flat :class:`OpRule` records the tiling
+passes read, one per op the catalog marks ``tileable``, keyed by the op's identity
+(:class:`fdt_tflm.ir.graph.OpKey`): a custom op is never taken for a builtin of the same
+name.  A missing op means "leave untiled".
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
-from ..catalog.ops import CATALOG, OpInfo
+from ..ir.graph import OpKey, Operator
+from .ops import CATALOG, OpInfo
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,11 @@ def _rule_of(i: OpInfo) -> OpRule:
                   i.spatial.border, c.axis_kept, c.weight_in_axis, c.check, c.multiplier, c.max_inputs, i.note)
 
 
-RULES: Mapping[str, OpRule] = MappingProxyType({n: _rule_of(i) for n, i in CATALOG.items() if i.tileable})
+RULES: Mapping[OpKey, OpRule] = MappingProxyType(
+    {OpKey(n, i.custom): _rule_of(i) for n, i in CATALOG.items() if i.tileable})
 
 
-def rule(op_type: str) -> Optional[OpRule]:
-    """The rule for an op type, or None: unknown ops are left untiled, never a crash."""
-    return RULES.get(op_type)
+def rule(op: Union[Operator, OpKey]) -> Optional[OpRule]:
+    """The rule for an op, or None: unknown ops (and custom ops named like a builtin) are left
+    untiled, never a crash."""
+    return RULES.get(op.key if isinstance(op, Operator) else op)
