@@ -40,9 +40,12 @@ Config = tuple[str, str]  # (cpu, kernels)
 
 def _callgrind() -> Any:
     """benchmarks/callgrind.py, for its least-squares helpers and feature lists."""
-    spec = importlib.util.spec_from_file_location("callgrind", REPO / "benchmarks" / "callgrind.py")
+    if "fdt_callgrind" in sys.modules:
+        return sys.modules["fdt_callgrind"]
+    spec = importlib.util.spec_from_file_location("fdt_callgrind", REPO / "benchmarks" / "callgrind.py")
     mod = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
+    sys.modules["fdt_callgrind"] = mod
     spec.loader.exec_module(mod)
     return mod
 
@@ -55,6 +58,7 @@ DEVICE_FEATURES: dict[str, tuple[str, ...]] = {
     "CONV_2D/1x1s": ("invoke", "macs", "inputs", "outputs", "pixels", "rows"),
     "DEPTHWISE_CONV_2D/3x3": ("invoke", "macs", "taps", "outputs", "pixels", "rows"),
     "DEPTHWISE_CONV_2D/kxk": ("invoke", "macs", "taps", "cols", "outputs", "pixels", "rows"),
+    "DEPTHWISE_CONV_2D/mult": ("invoke", "macs", "taps", "outputs", "pixels", "rows"),
 }
 
 
@@ -67,12 +71,15 @@ class Row:
     instructions: int
 
 
+def _shapes(op: dict[str, Any]) -> ins.OpShapes:
+    return ins.OpShapes(tuple(tuple(s) for s in op["inputs"]), tuple(tuple(s) for s in op["weights"]),
+                        tuple(op["output"]))
+
+
 def op_key(op: dict[str, Any]) -> str:
-    """The table row a recorded op is priced by (its kernel variant where it has one)."""
-    shapes = ins.OpShapes(tuple(tuple(s) for s in op["inputs"]), tuple(tuple(s) for s in op["weights"]),
-                          tuple(op["output"]))
+    """The table row a recorded op is fitted to (its kernel variant where it has one)."""
     rule = ins.VARIANTS.get(info(op["type"]).cost_variant)
-    return f"{op['type']}/{rule(shapes)}" if rule is not None else op["type"]
+    return f"{op['type']}/{rule(_shapes(op))}" if rule is not None else op["type"]
 
 
 def load(path: Path = DATA) -> list[dict[str, Any]]:
@@ -135,14 +142,13 @@ def _with_dispatch(c: ins.InstructionCost, per_op: float) -> ins.InstructionCost
 
 
 def predicted(rec: dict[str, Any], table: dict[str, ins.InstructionCost]) -> int:
-    """Instructions of one invoke of a recorded model, predicted from its ops' counts."""
-    total = table.get("_INTERPRETER", ins.InstructionCost()).invoke
+    """Instructions of one invoke of a recorded model, predicted from its ops' counts exactly
+    as :func:`fdt_tflm.tflm_model.instructions.predict_instructions` predicts the model."""
+    total = round(table.get("_INTERPRETER", ins.InstructionCost()).invoke)
     for op in rec["ops"]:
-        key = op_key(op)
-        row = table.get(key) or table.get(key.split("/")[0]) or table.get(ins.BORROWED.get(op["type"], ""),
-                                                                         table["_FALLBACK"])
-        total += max(0.0, row.predict(op["counts"]))
-    return round(total)
+        key = ins.row_key(op["type"], info(op["type"]).cost_variant, _shapes(op), table)
+        total += max(0, round(table[key].predict(op["counts"])))
+    return total
 
 
 def overhead_errors(records: list[dict[str, Any]], tables: dict[Config, dict[str, ins.InstructionCost]]

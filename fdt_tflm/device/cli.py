@@ -30,6 +30,10 @@ def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> Non
     d.add_argument("--build-dir", default=None, metavar="DIR",
                    help="where builds are kept, one per tree/kernels/machine (default ~/.cache/fdt-tflm/device)")
     d.add_argument("--timeout", type=float, default=1800.0, metavar="S", help="for each build and QEMU run")
+    d.add_argument("--profile-ops", action="store_true",
+                   help="also measure instructions per operator (one more Invoke with a TFLM profiler)")
+    d.add_argument("--no-bisect", action="store_true",
+                   help="skip the search for the smallest working arena (faster; reported as -)")
     d.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(args: argparse.Namespace) -> int:
@@ -42,7 +46,8 @@ def options_from_args(args: argparse.Namespace) -> DeviceOptions:
     mode = "original" if args.no_optimize else "custom-ops" if args.allow_custom_ops else "optimized"
     return DeviceOptions(model=args.model, tree=args.tflm_tree, kernels=args.kernels, cpu=args.cpu, mode=mode,
                          machine=args.machine, build_dir=args.build_dir, timeout=args.timeout, passes=args.passes,
-                         max_overhead=args.max_overhead, objective=args.objective)
+                         max_overhead=args.max_overhead, objective=args.objective,
+                         profile_ops=getattr(args, "profile_ops", False), bisect=not getattr(args, "no_bisect", False))
 
 
 def format_result(r: DeviceResult) -> str:
@@ -57,8 +62,11 @@ def format_result(r: DeviceResult) -> str:
              f"  smallest working arena     {num(r.min_working_arena_bytes)} B",
              f"  arena_used_bytes           {num(r.arena_used_bytes)} B",
              f"  outputs = original (host)  {yes[r.outputs_equal_original_host]}",
-             f"  instructions / inference   {num(r.instructions_per_inference)}",
+             f"  instructions / inference   {num(r.instructions_per_inference)} measured, "
+             f"{num(r.predicted_instructions)} predicted ({r.cpu}, {r.kernels} kernels)",
              f"  model sha256               {r.model_sha256}"]
+    if r.op_instructions is not None:
+        lines.append(f"  instructions per operator  {', '.join(f'{v:,}' for v in r.op_instructions)}")
     return "\n".join(lines + [f"  note: {n}" for n in r.notes])
 
 

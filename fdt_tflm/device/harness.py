@@ -5,10 +5,13 @@ Why: every number fdt-tflm computes otherwise comes from the 64-bit host interpr
 project is instantiated by the ``firmware`` subcommand's own code (``cmd_firmware``), so
 what is measured is what users get; the application is built with FDT_ARENA_PROBE and
 FDT_SYSTICK_COUNT (``common/fdt_probe.inc``), which only add lines after the normal ones.
+``profile_ops`` adds FDT_OP_PROFILE (instructions per operator, from one more Invoke with a
+profiler); ``bisect=False`` adds FDT_PROBE_NO_BISECT (no smallest-arena search).
 
 Builds are expensive, so there is one CMake build directory per (TFLM tree, kernels,
-machine) under ``build_dir``: TFLM is compiled once and each model only rebuilds the
-application (ccache is used when installed).  A lock file serialises runs sharing one.
+machine, optional probe defines) under ``build_dir``: TFLM is compiled once and each model
+only rebuilds the application (ccache is used when installed).  A lock file serialises runs
+sharing one.
 """
 from __future__ import annotations
 
@@ -29,12 +32,13 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from ..errors import FdtError
-from .machines import Machine, machine_for
+from .machines import RAM_RESERVE, Machine, machine_for
 from .serial import SerialReport, parse_serial
 
 MODES = ("original", "optimized", "custom-ops")
 TOOLS = ("cmake", "arm-none-eabi-g++", "qemu-system-arm")
 PROBE_DEFINES = ("FDT_ARENA_PROBE", "FDT_SYSTICK_COUNT")
+OP_PROFILE_EVENT_BYTES = 8  # FDT_OP_PROFILE's static storage per kept event (fdt_probe.inc)
 _HEADER_RE = re.compile(r"#define\s+FDT_TENSOR_ARENA_SIZE\s+(\d+)")
 OptimizeFn = Callable[[str, argparse.Namespace], Any]
 
@@ -54,6 +58,12 @@ class DeviceOptions:
     passes: Optional[str] = None
     max_overhead: float = 0.0
     objective: str = "total"
+    profile_ops: bool = False  # FDT_OP_PROFILE: instructions per operator (DeviceResult.op_instructions)
+    bisect: bool = True  # False: FDT_PROBE_NO_BISECT, min_working_arena_bytes stays None
+
+    def extra_defines(self) -> tuple[str, ...]:
+        """The optional probe defines (their set keys the build directory)."""
+        return (("FDT_OP_PROFILE",) if self.profile_ops else ()) + (() if self.bisect else ("FDT_PROBE_NO_BISECT",))
 
 
 @dataclass
@@ -79,6 +89,16 @@ class DeviceResult:
     calibration_ticks: Optional[int]
     device_status: Optional[int]
     probe_buffer_bytes: Optional[int]
+    # --profile-ops: instructions per operator (subgraph 0's order), each less an empty
+    # profiler pair; the raw SysTick ticks and the empty pairs' ticks give them again.
+    op_instructions: Optional[list[int]] = None
+    op_ticks: Optional[list[int]] = None
+    op_overhead_ticks: Optional[int] = None
+    op_overhead_pairs: Optional[int] = None
+    op_invoke_ticks: Optional[int] = None  # the profiled Invoke (profiler calls included)
+    # the instruction model's prediction for this CPU and kernel set (the report's figures)
+    predicted_instructions: Optional[int] = None
+    predicted_original_instructions: Optional[int] = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -120,9 +140,13 @@ def default_build_root() -> Path:
 
 
 def work_dir(opts: DeviceOptions, tree: Path, machine: Machine) -> Path:
-    """One persistent project + build directory per (tree, kernels, machine)."""
+    """One persistent project + build directory per (tree, kernels, machine, optional defines):
+    a profiling build does not thrash the plain one."""
     root = Path(opts.build_dir) if opts.build_dir else default_build_root()
     tag = hashlib.sha1(str(tree).encode()).hexdigest()[:8]
+    extra = opts.extra_defines()
+    if extra:
+        tag += "-" + hashlib.sha1(";".join(sorted(extra)).encode()).hexdigest()[:6]
     return root / f"{opts.kernels}-{machine.qemu}-{tag}"
 
 
@@ -177,10 +201,31 @@ def _run(cmd: list[str], what: str, timeout: float, cwd: Optional[Path] = None) 
     return proc.stdout
 
 
-def build(proj: Path, build_dir: Path, tree: Path, kernels: str, machine: Machine, probe_buffer: int,
+def n_events(model_bytes: bytes) -> int:
+    """Profiler events one Invoke can make: every operator of every subgraph at most once
+    (more only with loops, whose extra events are counted but not kept)."""
+    from ..io import read_model
+    return max(1, sum(len(sg.operators) for sg in read_model(model_bytes).subgraphs))
+
+
+def probe_defines(opts: DeviceOptions, machine: Machine, header: int, model_bytes: bytes) -> tuple[str, ...]:
+    """The application's defines: the probe, its buffer, and the optional ones.  The op
+    profile's storage comes out of the probe buffer when RAM is the limit."""
+    buffer = machine.probe_buffer(header)
+    extra = list(opts.extra_defines())
+    if opts.profile_ops:
+        events = n_events(model_bytes)
+        extra.append(f"FDT_OP_PROFILE_MAX={events}")
+        room = (machine.ram - RAM_RESERVE - OP_PROFILE_EVENT_BYTES * events) // 16 * 16
+        buffer = max(min(buffer, room), header)
+    return PROBE_DEFINES + (f"FDT_PROBE_ARENA_SIZE={buffer}",) + tuple(extra)
+
+
+def build(proj: Path, build_dir: Path, tree: Path, kernels: str, machine: Machine, defines_: tuple[str, ...],
           timeout: float) -> Path:
-    """Configure (first time: toolchain, ccache) and build; returns the ELF."""
-    defines = ";".join(PROBE_DEFINES + (f"FDT_PROBE_ARENA_SIZE={probe_buffer}",))
+    """Configure (first time: toolchain, ccache) and build with the application ``defines_``
+    (``probe_defines``); returns the ELF."""
+    defines = ";".join(defines_)
     cmd = ["cmake", "-S", str(proj), "-B", str(build_dir), f"-DFDT_PART={machine.part}", f"-DTFLM_DIR={tree}",
            f"-DFDT_KERNELS={kernels}", f"-DFDT_APP_DEFINES={defines}"]
     if not (build_dir / "CMakeCache.txt").exists():
@@ -244,6 +289,12 @@ def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes,
     if report.used_in_header is not None and report.full_used not in (None, report.used_in_header):
         notes.append(f"arena_used_bytes differs: {report.used_in_header} in the header's arena, "
                      f"{report.full_used} in the probe buffer")
+    if report.op_ticks is not None:
+        from ..io import read_model
+        n_ops = len(read_model(data).main.operators)
+        if report.op_events != n_ops or len(report.op_ticks) != n_ops:
+            notes.append(f"op profile: {report.op_events} events ({len(report.op_ticks)} kept) for the "
+                         f"{n_ops} operators of subgraph 0")
     return DeviceResult(
         model=os.path.basename(opts.model), mode=opts.mode, kernels=opts.kernels, cpu=opts.cpu,
         qemu_machine=machine.qemu, model_sha256=hashlib.sha256(data).hexdigest(),
@@ -254,7 +305,10 @@ def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes,
         min_working_arena_bytes=report.min_working, outputs_equal_original_host=outputs_equal(report, host),
         instructions_per_inference=report.instructions, systick_hz=report.systick_hz,
         invoke_ticks=report.invoke_ticks, calibration_ticks=report.calib_ticks, device_status=report.status,
-        probe_buffer_bytes=report.buffer, notes=notes)
+        probe_buffer_bytes=report.buffer, op_instructions=report.op_instructions, op_ticks=report.op_ticks,
+        op_overhead_ticks=report.op_overhead_ticks,
+        op_overhead_pairs=None if report.op_ticks is None else report.op_overhead_pairs,
+        op_invoke_ticks=report.op_invoke_ticks, notes=notes)
 
 
 def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) -> DeviceResult:
@@ -273,8 +327,8 @@ def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) ->
         header = read_header(work / "proj")
         times["instantiate_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        elf = build(work / "proj", work / "build", tree, opts.kernels, machine, machine.probe_buffer(header),
-                    opts.timeout)
+        elf = build(work / "proj", work / "build", tree, opts.kernels, machine,
+                    probe_defines(opts, machine, header, data), opts.timeout)
         times["build_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         text = run_qemu(elf, machine, opts.timeout)
@@ -282,6 +336,19 @@ def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) ->
     report = parse_serial(text)
     if not report.ended:
         raise FdtError("the firmware's probe did not finish (no 'fdt-probe: end' line)")
+    if opts.profile_ops and report.op_ticks is None:
+        raise FdtError("the firmware printed no op profile (its profiled Invoke failed)")
     res = _result(opts, machine, data, original, header, report, host_outputs(original))
     res.timings = times
+    res.predicted_instructions, res.predicted_original_instructions = predicted_instructions(opts, data, original)
     return res
+
+
+def predicted_instructions(opts: DeviceOptions, data: bytes, original: bytes) -> tuple[int, int]:
+    """What the report predicts for one invoke of the firmware's model and of the original on
+    this CPU and kernel set (:mod:`fdt_tflm.tflm_model.instructions`), beside the measurement."""
+    from ..io import read_model
+    from ..tflm_model import target_for
+    from ..tflm_model.instructions import predict_instructions
+    t = target_for(opts.cpu, opts.kernels)
+    return predict_instructions(read_model(data), target=t), predict_instructions(read_model(original), target=t)

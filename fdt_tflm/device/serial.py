@@ -23,6 +23,9 @@ _FULL = re.compile(r"^fdt-probe: full_buffer allocate (yes|no) invoke (yes|no) a
 _MINUS = re.compile(r"^fdt-probe: minus_32 size (\d+) allocate (yes|no) invoke (yes|no)", re.M)
 _MIN = re.compile(r"^fdt-probe: min_working_arena_bytes (\d+|none)", re.M)
 _UNEXPECTED = re.compile(r"^fdt-probe: unexpected: (.*)$", re.M)
+_OP_INVOKE = re.compile(r"^fdt-probe: op_invoke ticks (\d+) events (\d+)", re.M)
+_OP = re.compile(r"^fdt-probe: op (\d+) ticks (\d+)$", re.M)
+_OP_OVERHEAD = re.compile(r"^fdt-probe: op_overhead ticks (\d+)(?: pairs (\d+))?", re.M)
 
 
 @dataclass
@@ -44,6 +47,11 @@ class SerialReport:
     minus32_size: Optional[int] = None
     minus32_allocates: Optional[bool] = None
     min_working: Optional[int] = None
+    op_invoke_ticks: Optional[int] = None  # FDT_OP_PROFILE: the profiled Invoke, profiler included
+    op_events: Optional[int] = None  # profiler events counted (op_ticks holds those kept)
+    op_ticks: Optional[list[int]] = None  # SysTick ticks per event (operator), in Invoke order
+    op_overhead_ticks: Optional[int] = None  # ticks of op_overhead_pairs empty Begin/End pairs
+    op_overhead_pairs: int = 1
     ended: bool = False
 
     @property
@@ -63,6 +71,17 @@ class SerialReport:
         if hz is None or self.invoke_ticks is None:
             return None
         return round((self.invoke_ticks - (self.overhead_ticks or 0)) * 1e9 / hz)
+
+    @property
+    def op_instructions(self) -> Optional[list[int]]:
+        """Instructions per profiled operator: its window's ticks less an empty Begin/End pair's
+        (averaged over the pairs measured), times the nanoseconds per tick; +-1 tick each, so a
+        tiny op may come out slightly negative."""
+        hz = self.systick_hz
+        if hz is None or self.op_ticks is None:
+            return None
+        empty = (self.op_overhead_ticks or 0) / max(self.op_overhead_pairs, 1)
+        return [round((t - empty) * 1e9 / hz) for t in self.op_ticks]
 
 
 def _int(m: Optional[re.Match], group: int = 1) -> Optional[int]:
@@ -88,4 +107,12 @@ def parse_serial(text: str) -> SerialReport:
         r.minus32_size, r.minus32_allocates = int(m.group(1)), m.group(2) == "yes"
     if (m := _MIN.search(text)):
         r.min_working = None if m.group(1) == "none" else int(m.group(1))
+    if (m := _OP_INVOKE.search(text)):
+        r.op_invoke_ticks, r.op_events = int(m.group(1)), int(m.group(2))
+        ops = {int(o.group(1)): int(o.group(2)) for o in _OP.finditer(text)}
+        if sorted(ops) != list(range(len(ops))):
+            raise FdtError("device probe: the op profile's event indices are not 0, 1, ...")
+        r.op_ticks = [ops[i] for i in range(len(ops))]
+    if (m := _OP_OVERHEAD.search(text)):
+        r.op_overhead_ticks, r.op_overhead_pairs = int(m.group(1)), int(m.group(2) or 1)
     return r

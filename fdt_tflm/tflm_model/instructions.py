@@ -202,12 +202,14 @@ def _conv_variant(s: OpShapes) -> str:
 
 
 def _depthwise_variant(s: OpShapes) -> str:
-    """CMSIS-NN's arm_depthwise_conv_wrapper_s8 paths: the 3x3 kernel (multiplier 1) or the
-    generic one (1HWO weights)."""
+    """CMSIS-NN's arm_depthwise_conv_wrapper_s8 paths: a channel multiplier above 1 (the plain
+    arm_depthwise_conv_s8), the 3x3 kernel, or the optimised generic one (1HWO weights)."""
     if not s.weights or len(s.weights[0]) != 4 or not s.inputs or len(s.inputs[0]) != 4 or len(s.output) != 4:
         return "kxk"
     _, kh, kw, c_out = s.weights[0]
-    return "3x3" if (kh, kw) == (3, 3) and c_out == s.inputs[0][3] else "kxk"
+    if c_out != s.inputs[0][3]:
+        return "mult"
+    return "3x3" if (kh, kw) == (3, 3) else "kxk"
 
 
 # Kernel code paths per ``OpInfo.cost_variant``: a table row "TYPE/variant" prices them apart.

@@ -10,7 +10,10 @@
 //   FDT_PROBE_ARENA_SIZE  the buffer the probe may use (default 2 x the generated size);
 //   FDT_SYSTICK_COUNT     count SysTick ticks around Invoke and around a calibration loop
 //                         of known length (under QEMU -icount shift=0 the ratio gives the
-//                         executed instructions; see docs/firmware.md, device-run).
+//                         executed instructions; see docs/firmware.md, device-run);
+//   FDT_PROBE_NO_BISECT   with FDT_ARENA_PROBE: skip the smallest-arena bisection;
+//   FDT_OP_PROFILE        with FDT_SYSTICK_COUNT: one more Invoke with a profiler, printing
+//                         SysTick ticks per operator (fdt_probe.inc).
 #include "fdt_run.h"
 
 #include <cstdint>
