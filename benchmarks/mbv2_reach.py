@@ -31,7 +31,7 @@ from fdt_tflm.ir.graph import Model  # noqa: E402
 from fdt_tflm.tflm_model.lifetimes import lifetimes  # noqa: E402
 from fdt_tflm.memory.passes import reorder_and_plan  # noqa: E402
 from fdt_tflm.tiling.ffmt import Tiles, apply_ffmt  # noqa: E402
-from fdt_tflm.ir.macs import graph_macs  # noqa: E402
+from fdt_tflm.catalog.macs import graph_macs  # noqa: E402
 from fdt_tflm.verify import compare_models  # noqa: E402
 
 MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "mobilenet_v2_224.tflite")

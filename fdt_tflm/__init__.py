@@ -8,10 +8,9 @@ standard .tflite that stock TFLM runs and verified against the TFLM host interpr
     res = fdt_tflm.optimize("kws.tflite")
     res.save("kws.fdt.tflite"); print(res.summary())
 """
-__version__ = "0.1.0"
-
-from .errors import FdtError, VerificationError  # noqa: E402
-from .io import read_model, write_model  # noqa: E402
-from .api import Result, optimize  # noqa: E402
+from .version import __version__
+from .errors import FdtError, VerificationError
+from .io import read_model, write_model
+from .api import Result, optimize
 
 __all__ = ["optimize", "Result", "read_model", "write_model", "FdtError", "VerificationError", "__version__"]

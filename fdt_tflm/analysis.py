@@ -8,7 +8,7 @@ from .catalog.ops import info
 from .errors import FdtError
 from .io.reader import check_dataflow
 from .ir.graph import Model, Operator, Subgraph
-from .ir.macs import op_macs
+from .catalog.macs import op_macs
 from .tflm_model.lifetimes import lifetimes, live_bytes_per_scope, peak_live
 from .tflm_model.offline_plan import read_plan
 from .tflm_model.scratch import scratch_intervals

@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fdt-tflm", description="Shrink the TFLite Micro tensor arena: fused depthwise tiling, "
                 "operator reordering and optimal offline memory plans, verified in TFLM.")
-    from . import __version__
+    from .version import __version__
     p.add_argument("--version", action="version", version=f"fdt-tflm {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 

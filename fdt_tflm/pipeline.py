@@ -25,7 +25,7 @@ from .tflm_model.target import CORTEX_M4, Target
 from .errors import FdtError, VerificationError
 from .io import load_bytes, read_model, write_model
 from .ir.graph import Model
-from .ir.macs import graph_macs
+from .catalog.macs import graph_macs
 from .tflm_model.lifetimes import lifetimes, peak_live
 from .report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report, TargetPrediction
 

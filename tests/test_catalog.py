@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from fdt_tflm.catalog.ops import (CATALOG, CREATED, FDT_PARTIAL_CODE, MacKind, RewriteOps, ScratchKind, info,
-                                  operand, run_instructions, tail_bytes, weights)
+                                  operand, weights)
 from fdt_tflm.io import read_model, write_model
+from fdt_tflm.tflm_model.tail import op_tail_bytes
 from fdt_tflm.ir.builder import options
 from fdt_tflm.ir.graph import Model, Operator, OperatorCode
-from fdt_tflm.ir.macs import FORMULAS, op_macs
+from fdt_tflm.catalog.macs import FORMULAS, op_macs
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.tflm_model.reference_scratch import SCRATCH_KINDS
 from fdt_tflm.tflm_model import HOST
@@ -173,7 +174,7 @@ def _conv_pair(channels: int) -> Model:
 def test_tail_bytes_of_a_conv_by_hand():
     conv = _conv_pair(24).main.operators[0]
     # TfLiteConvParams: 7 ints (28 B); OpDataConv on the 64-bit host: 80 B; two int32 arrays of 24
-    assert tail_bytes(conv, HOST) == 28 + 80 + 2 * 96
+    assert op_tail_bytes(conv, HOST) == 28 + 80 + 2 * 96
 
 
 @needs_tflm
@@ -183,16 +184,8 @@ def test_tail_bytes_difference_is_what_tflm_measures():
         m = _conv_pair(c)
         res = run(write_model(m), make_inputs(m, 1))
         assert res.ok, res.error
-        measured[c] = (res.tail, sum(tail_bytes(op, HOST) for op in m.main.operators))
+        measured[c] = (res.tail, sum(op_tail_bytes(op, HOST) for op in m.main.operators))
     assert measured[24][0] - measured[8][0] == measured[24][1] - measured[8][1] == 2 * (96 - 32)
-
-
-def test_run_instructions_come_from_the_instruction_catalog():
-    from fdt_tflm.tflm_model.instructions import op_instructions
-
-    m = _mac_net()
-    counts = [run_instructions(op) for op in m.main.operators]
-    assert counts == [op_instructions(op) for op in m.main.operators] and all(n > 0 for n in counts)
 
 
 TILING = Path(__file__).resolve().parents[1] / "fdt_tflm" / "tiling"

@@ -6,7 +6,7 @@ from conftest import PROJECT_MODELS, SHARED_MODELS
 
 import fdt_tflm
 from fdt_tflm.io import read_model
-from fdt_tflm.ir.macs import graph_macs
+from fdt_tflm.catalog.macs import graph_macs
 from fdt_tflm.tiling.partial import needs_custom_kernel
 from fdt_tflm.verify.custom import verify_custom
 

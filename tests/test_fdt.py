@@ -9,7 +9,7 @@ from fdt_tflm.errors import FdtError
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.builder import options, quant
 from fdt_tflm.ir.graph import Model
-from fdt_tflm.ir.macs import graph_macs
+from fdt_tflm.catalog.macs import graph_macs
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.tflm_model.lifetimes import lifetimes, peak_live
 from fdt_tflm.tiling.fdt import apply_fdt

@@ -10,7 +10,7 @@ from fdt_tflm.tflm_model.target import HOST
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.builder import options
 from fdt_tflm.ir.graph import Model
-from fdt_tflm.ir.macs import graph_macs
+from fdt_tflm.catalog.macs import graph_macs
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.tflm_model.lifetimes import lifetimes, peak_live
 from fdt_tflm.tiling.ffmt import (FfmtUnsupported, Span, apply_ffmt, axis_spans, ffmt_candidates, ffmt_chains,
@@ -539,7 +539,7 @@ def test_mobilenet_v2_224_head_under_300k_through_pads_and_residuals(monkeypatch
     tiles for each of blocks 5, 6, 7; then reorder + plan.  Untiled, TFLM's head is the
     112x112x96 expand output next to its 113x113x96 PAD: 1,204,224 + 1,225,824 = 2,430,048 B."""
     from fdt_tflm.memory.passes import reorder_and_plan
-    from fdt_tflm.ir.macs import graph_macs
+    from fdt_tflm.catalog.macs import graph_macs
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import mbv2_reach as reach
     m = read_model(reach.MODEL)

@@ -1,11 +1,11 @@
-"""In-place aliasing in offline plans: only what memory/inplace.py allows, proved before writing."""
+"""In-place aliasing in offline plans: only what tflm_model/inplace.py allows, proved before writing."""
 from __future__ import annotations
 
 import pytest
 from conftest import SHARED_MODELS
 
 from fdt_tflm.io import read_model, write_model
-from fdt_tflm.memory.inplace import shareable_pairs
+from fdt_tflm.tflm_model.inplace import shareable_pairs
 from fdt_tflm.tflm_model.lifetimes import lifetimes
 from fdt_tflm.tflm_model.offline_plan import PlanError, check_offline_plan, set_plan
 from fdt_tflm.verify import compare_models

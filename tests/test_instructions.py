@@ -88,7 +88,7 @@ def test_rewrites_cost_instructions_macs_do_not_show():
     instructions than its MAC overhead says (copies and small tiles), and the model predicts it."""
     rec = next(r for r in REBUILDABLE if r["name"] == "mlperf_vww_mbv1_96_int8+ffmt0-1-2-3@8x8")
     base = ORIGINALS[rec["source"]]
-    from fdt_tflm.ir.macs import graph_macs
+    from fdt_tflm.catalog.macs import graph_macs
     macs = [graph_macs(read_model(CG.build_recipe(r["recipe"])).main) for r in (base, rec)]
     mac_pct = 100.0 * (macs[1] / macs[0] - 1)
     measured = 100.0 * (rec["instructions"] / base["instructions"] - 1)

@@ -16,8 +16,8 @@ from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.tflm_model.head import predict_head
 from fdt_tflm.reference.partial_op import FDT_PARTIAL_CODE, PartialParams
-from fdt_tflm.ir.macs import graph_macs
-from fdt_tflm.memory.inplace import shareable_pairs
+from fdt_tflm.catalog.macs import graph_macs
+from fdt_tflm.tflm_model.inplace import shareable_pairs
 from fdt_tflm.memory.passes import plan
 from fdt_tflm.tiling.partial import analyze_partial, apply_partial, needs_custom_kernel, partial_candidates
 from fdt_tflm.tflm_model.lifetimes import lifetimes

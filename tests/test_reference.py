@@ -13,7 +13,7 @@ import pytest
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.reference import KERNELS, ReferenceUnsupported, run_reference
-from fdt_tflm.reference.crosscheck import crosscheck
+from fdt_tflm.verify.crosscheck import crosscheck
 from fdt_tflm.reference.fixedpoint import quantize_multiplier
 from fdt_tflm.reference.ops import per_channel_multipliers, requantize
 from fdt_tflm.reference.partial_op import KIND_CONV, PartialParams, fdt_partial_eval

@@ -6,7 +6,7 @@ from conftest import PROJECT_MODELS, shared_params
 
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.graph import Model
-from fdt_tflm.ir.macs import graph_macs
+from fdt_tflm.catalog.macs import graph_macs
 from fdt_tflm.ir.qnet import QNet
 from fdt_tflm.memory.passes import plan, reorder
 from fdt_tflm.tflm_model import HOST

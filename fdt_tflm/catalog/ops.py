@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping, Optional, Union
 
-if TYPE_CHECKING:  # the catalog imports nothing at run time: every layer may ask it
+if TYPE_CHECKING:  # the catalog imports nothing at run time but the IR's types: every layer may ask it
     from ..ir.graph import Operator, Tensor
-    from ..tflm_model.target import Target
 
 
 class MacKind:
-    """How :func:`fdt_tflm.ir.macs.op_macs` counts an op's multiply-accumulates."""
+    """How :func:`fdt_tflm.catalog.macs.op_macs` counts an op's multiply-accumulates."""
 
     CONV = "conv"  # per output element: kh * kw * input channels of the weights
     DEPTHWISE = "depthwise"  # per output element: kh * kw
@@ -281,27 +280,3 @@ def weights(op: "Operator") -> Optional["Tensor"]:
     """The (first) weights operand of ``op``, or None."""
     w = info(op).roles.weights
     return operand(op, w[0]) if w else None
-
-
-def tail_bytes(op: "Operator", target: "Target") -> int:
-    """Persistent arena bytes TFLM allocates for ``op`` itself on ``target``: its builtin params
-    struct, its kernel's op data and Prepare's arrays (each rounded up to its alignment; the
-    replay in :mod:`fdt_tflm.tflm_model.replay` places them among the model's other allocations)."""
-    from ..tflm_model.abi import ABI_TABLES
-    from ..tflm_model.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA, kernel_for
-    from ..tflm_model.replay import ARENA_ALIGN
-
-    abi = ABI_TABLES[target.abi]
-    up = lambda n, a: -(-n // a) * a  # noqa: E731
-    params = PARAMS_STRUCT.get(op.key.table_name)
-    total = up(abi[params].size, abi[params].align) if params is not None else 0
-    k = kernel_for(op.key.table_name, target.kernels)
-    data = UNKNOWN_OP_DATA if k is None else (abi[k.op_data].size if k.op_data else 0)
-    arrays = k.prepare(op) if k is not None else []
-    return total + up(data, ARENA_ALIGN) + sum(up(b, ARENA_ALIGN) for b in arrays if b > 0)
-
-
-def run_instructions(op: "Operator") -> int:
-    """Predicted instructions of one invoke of ``op`` (:mod:`fdt_tflm.tflm_model.instructions`)."""
-    from ..tflm_model.instructions import op_instructions
-    return op_instructions(op)

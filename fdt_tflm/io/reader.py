@@ -136,13 +136,11 @@ def _signature(sd: Table, subgraphs: list[Subgraph]) -> SignatureDef:
 
 def _check_plan(model: Model) -> None:
     """An ``OfflineMemoryAllocation`` entry must decode: offsets are -1 (online) or >= 0."""
-    from ..tflm_model.offline_plan import METADATA_NAME, read_plan
+    from .plan_format import METADATA_NAME, decode_plan
     buf = model.get_metadata(METADATA_NAME)
     if buf is None:
         return
-    if len(buf.data) % 4:
-        raise FdtError(f"{METADATA_NAME} metadata is malformed ({len(buf.data)} bytes, not whole int32 words)")
-    plan = read_plan(model)
+    plan = decode_plan(buf.data)
     if plan and min(plan) < -1:
         raise FdtError(f"{METADATA_NAME} metadata has a negative offset {min(plan)}")
 

@@ -17,7 +17,7 @@ from ..effort import DEFAULT_EFFORT, Effort
 from ..ir.surgery import drop_offline_plan
 from ..ir.graph import Model
 from .ilp import plan_offsets
-from .inplace import shareable_pairs
+from ..tflm_model.inplace import shareable_pairs
 from ..tflm_model.lifetimes import lifetimes, peak_live
 from ..tflm_model.offline_plan import check_offline_plan, set_plan
 from .scheduler import Schedule, best_order

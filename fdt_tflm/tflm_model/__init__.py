@@ -1,5 +1,11 @@
-"""Targets: which TFLM build the arena is sized for (ABI, kernel set, CPU), and the
-prediction of its arena from TFLM's sources (no device, no host run needed).
+"""The model of TFLM on a Target (CPU, ABI, kernel set): what the optimiser, the guard, the
+report and the firmware header ask about a model without running it.
+
+Per Target it gives the arena replay (:mod:`.replay`, :mod:`.arena`), kernel scratch
+(:mod:`.scratch`), the persistent tail (:mod:`.tail`) and instructions per op
+(:mod:`.instructions`), and for every target the lifetimes (:mod:`.lifetimes`), TFLM's greedy
+planner (:mod:`.greedy`, :mod:`.head`), in-place aliasing (:mod:`.inplace`) and the offline
+plan (:mod:`.offline_plan`).  It sits above the IR and the op catalog and below every pass.
 
     from fdt_tflm.tflm_model import target_for, predict_arena
     arena = predict_arena(model, target_for("cortex-m4", "cmsis-nn"))
@@ -7,15 +13,7 @@ prediction of its arena from TFLM's sources (no device, no host run needed).
 """
 from __future__ import annotations
 
-from typing import Any
-
+from .arena import TargetArena, predict_arena
 from .target import CORTEX_M4, CPUS, HOST, KERNEL_SETS, Target, target_for
 
 __all__ = ["Target", "HOST", "CORTEX_M4", "CPUS", "KERNEL_SETS", "target_for", "predict_arena", "TargetArena"]
-
-
-def __getattr__(name: str) -> Any:  # lazy: arena imports the memory passes, which import this package
-    if name in ("predict_arena", "TargetArena"):
-        from . import arena
-        return getattr(arena, name)
-    raise AttributeError(name)

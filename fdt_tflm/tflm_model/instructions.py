@@ -138,7 +138,7 @@ def op_counts(op: Operator) -> OpCounts:
     last = int(out.shape[-1]) if out is not None and out.shape else 1
     rows = n_out // max(last, 1)
     inputs = sum(_elements(t.shape) for t in op.inputs if t is not None and not t.is_constant)
-    from ..ir.macs import op_macs  # the MAC formulas ask the op catalog, which re-exports this module
+    from ..catalog.macs import op_macs  # the MAC formulas ask the op catalog, which re-exports this module
     macs, taps, vtaps, pixels, cols = op_macs(op), 0, 0, 0, 0
     if info(op).spatial.kind == "window" and out is not None and len(out.shape) == 4:
         try:

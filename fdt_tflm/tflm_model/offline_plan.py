@@ -1,39 +1,17 @@
-"""The `OfflineMemoryAllocation` metadata TFLM reads, and the proof we run before writing it.
-
-Layout (little-endian int32): [version, subgraph count, N, offset_0 .. offset_N-1],
-N = tensors of all subgraphs together; -1 = plan at run time.  TFLM trusts the
-plan blindly, so :func:`check_offline_plan` proves that no two tensors that
-are alive at the same time share a byte.
+"""The `OfflineMemoryAllocation` plan TFLM reads (bytes: :mod:`fdt_tflm.io.plan_format`), and
+the proof we run before writing it: TFLM trusts the plan blindly, so :func:`check_offline_plan`
+proves that no two tensors that are alive at the same time share a byte.
 """
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
-import numpy as np
-
-from ..errors import FdtError
 from ..ir.graph import Model, Tensor
-from ..ir.surgery import OFFLINE_PLAN_METADATA
+from ..io.plan_format import METADATA_NAME, ONLINE, PlanError, decode_plan, encode_plan
 from .lifetimes import Interval, lifetimes
 
-METADATA_NAME = OFFLINE_PLAN_METADATA.decode()
-PLAN_VERSION = 1
-ONLINE = -1
-
-
-class PlanError(FdtError):
-    """An offline plan that would make TFLM compute wrong results."""
-
-
-def encode_plan(offsets: list[int], n_subgraphs: int = 1) -> bytes:
-    return np.array([PLAN_VERSION, n_subgraphs, len(offsets), *offsets], dtype="<i4").tobytes()
-
-
-def decode_plan(data: bytes) -> list[int]:
-    words = np.frombuffer(data, dtype="<i4")
-    if words.size < 3 or words[2] != words.size - 3:
-        raise PlanError(f"{METADATA_NAME} metadata is malformed ({words.size} words)")
-    return [int(x) for x in words[3:]]
+__all__ = ["METADATA_NAME", "ONLINE", "PlanError", "read_plan", "set_plan", "planned_intervals", "find_overlap",
+           "check_offline_plan"]
 
 
 def read_plan(model: Model) -> Optional[list[int]]:
@@ -91,7 +69,7 @@ def find_overlap(items: list[tuple[Interval, int]], shareable: Iterable[tuple[Te
 def check_offline_plan(model: Model) -> None:
     """Raise :class:`PlanError` unless the model's offline plan (if any) is sound: no two live
     tensors share a byte, except the in-place pairs of :mod:`.inplace` at one offset."""
-    from ..memory.inplace import shareable_pairs
+    from .inplace import shareable_pairs
     items = planned_intervals(model)
     ivs = [iv for iv, _ in items]
     pairs = [(ivs[a].tensor, ivs[b].tensor) for a, b in shareable_pairs(model.main, ivs)]

@@ -17,11 +17,38 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..ir.graph import Model
-from .kernels import REFERENCE, UNKNOWN_OP_DATA  # noqa: F401  (re-exported)
-from .replay import UNBOUNDED, replay
+from ..ir.graph import Model, Operator
+from .abi import ABI_TABLES
+from .kernels import PARAMS_STRUCT, REFERENCE, UNKNOWN_OP_DATA, kernel_for
+from .replay import ARENA_ALIGN, UNBOUNDED, replay
 from .scratch import scratch_requests
 from .target import HOST, Target
+
+
+def _up(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def op_tail_bytes(op: Operator, target: Target) -> int:
+    """Persistent arena bytes TFLM allocates for ``op`` itself on ``target``: its builtin params
+    struct, its kernel's op data and Prepare's arrays (each rounded up to its alignment; the
+    replay places them among the model's other allocations)."""
+    abi = ABI_TABLES[target.abi]
+    params = PARAMS_STRUCT.get(op.key.table_name)
+    total = _up(abi[params].size, abi[params].align) if params is not None else 0
+    k = kernel_for(op.key.table_name, target.kernels)
+    data = UNKNOWN_OP_DATA if k is None else (abi[k.op_data].size if k.op_data else 0)
+    arrays = k.prepare(op) if k is not None else []
+    return total + _up(data, ARENA_ALIGN) + sum(_up(b, ARENA_ALIGN) for b in arrays if b > 0)
+
+
+def op_tail(op: Operator, target: Target) -> int:
+    """Everything one op adds to the tail on ``target``: its node, :func:`op_tail_bytes` and one
+    handle per scratch request (the per-op part of the replay; the cost view prices changes
+    with it)."""
+    abi = ABI_TABLES[target.abi]
+    return abi["NodeAndRegistration"].size + op_tail_bytes(op, target) + \
+        abi["ScratchBufferHandle"].size * len(scratch_requests(op, target))
 
 def unknown_ops(model: Model) -> list[str]:
     """Op types whose kernel data is not in the table (priced with a guess)."""

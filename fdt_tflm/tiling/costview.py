@@ -24,39 +24,15 @@ from typing import Sequence
 
 from ..tflm_model.instructions import cost_table, op_instructions, predict_instructions
 from ..ir.graph import Model, Operator, Tensor
-from ..ir.macs import graph_macs, op_macs
+from ..catalog.macs import graph_macs, op_macs
 from ..tflm_model.lifetimes import align, lifetimes, live_bytes_per_scope
 from ..tflm_model import HOST, Target
 from ..tflm_model.abi import ABI_TABLES
-from ..tflm_model.kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA
-from ..tflm_model.replay import ARENA_ALIGN, kernel_of
 from ..tflm_model.scratch import scratch_intervals, scratch_requests
-from ..tflm_model.tail import predict_tail
+from ..tflm_model.tail import op_tail, predict_tail
 
 
 HOIST_CUTS = 6  # region-input cut points tried per candidate (evenly spaced when there are more)
-
-
-def _up(n: int, a: int) -> int:
-    return (n + a - 1) // a * a
-
-
-def op_tail(op: Operator, target: Target) -> int:
-    """Persistent tail bytes one op costs TFLM on ``target`` (node, builtin params, kernel op
-    data and Prepare's arrays, scratch handles), each rounded to its alignment as the
-    allocator does: the per-op part of :func:`fdt_tflm.tflm_model.replay.replay`."""
-    abi = ABI_TABLES[target.abi]
-    n = abi["NodeAndRegistration"].size
-    p = PARAMS_STRUCT.get(op.key.table_name)
-    if p is not None:
-        n += _up(abi[p].size, abi[p].align)
-    k = kernel_of(op, target)
-    data = UNKNOWN_OP_DATA if k is None else (abi[k.op_data].size if k.op_data else 0)
-    n += _up(data, ARENA_ALIGN)
-    for b in (k.prepare(op) if k is not None else []):
-        if b > 0:
-            n += _up(b, ARENA_ALIGN)
-    return n + abi["ScratchBufferHandle"].size * len(scratch_requests(op, target))
 
 
 def _planned(t: Tensor) -> int:

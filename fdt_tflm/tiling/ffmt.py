@@ -40,7 +40,7 @@ from ..errors import FdtError
 from ..ir.builder import GraphBuilder, options
 from ..ir.graph import Model, Operator, OperatorCode, Subgraph, Tensor
 from ..ir.surgery import fork, replace_region
-from ..ir.macs import graph_macs, op_macs
+from ..catalog.macs import graph_macs, op_macs
 from ..ir.types import BUILTIN_CODES, DTYPE_NUMPY
 from ..catalog.rules import rule
 

@@ -34,11 +34,11 @@ from ..tflm_model.instructions import predict_instructions
 from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
-from ..ir.macs import graph_macs
+from ..catalog.macs import graph_macs
 from ..ir.surgery import detach, fork
 from ..memory.heuristics import best_heuristic
 from ..memory.ilp import lower_bound, share_set
-from ..memory.inplace import shareable_pairs
+from ..tflm_model.inplace import shareable_pairs
 from ..tflm_model.lifetimes import lifetimes, live_bytes_per_scope
 from ..memory.scheduler import best_order
 from ..tflm_model.scratch import scratch_bytes, scratch_intervals

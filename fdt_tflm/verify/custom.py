@@ -36,7 +36,7 @@ def verify_custom(original_bytes: bytes, new_model: Model, n_samples: int = 5,
                   seed: int = 0) -> tuple[bool, CustomVerification]:
     """Prove that ``new_model`` computes the original's TFLM outputs bit for bit."""
     from ..io import read_model, write_model
-    from ..reference.crosscheck import tflm_tensors
+    from .crosscheck import tflm_tensors
     from ..reference.graph import run_reference_tensors
     from ..reference.ops import ReferenceUnsupported, kernel
     from .runner import make_inputs

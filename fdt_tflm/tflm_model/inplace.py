@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from ..catalog.ops import CATALOG, InPlace, info
 from ..ir.graph import Subgraph
-from ..tflm_model.lifetimes import Interval
+from .lifetimes import Interval
 
 # Op type -> its in-place pair, as the catalog states it (``OpInfo.in_place``).
 IN_PLACE: Mapping[str, InPlace] = MappingProxyType({n: i.in_place for n, i in CATALOG.items() if i.in_place})

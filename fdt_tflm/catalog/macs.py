@@ -10,8 +10,8 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
-from ..catalog.ops import MacKind, OpInfo, info, operand
-from .graph import Operator, Subgraph
+from .ops import MacKind, OpInfo, info, operand
+from ..ir.graph import Operator, Subgraph
 
 
 def op_macs(op: Operator) -> int:

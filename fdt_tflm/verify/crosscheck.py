@@ -13,8 +13,8 @@ import numpy as np
 from ..io import read_model, write_model
 from ..ir.graph import Model
 from ..ir.surgery import drop_offline_plan
-from .graph import run_reference_tensors
-from .ops import kernel
+from ..reference.graph import run_reference_tensors
+from ..reference.ops import kernel
 
 
 def expose_all(model_bytes: bytes) -> tuple[bytes, list[str]]:
@@ -31,7 +31,7 @@ def expose_all(model_bytes: bytes) -> tuple[bytes, list[str]]:
 
 def tflm_tensors(model_bytes: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[dict[str, np.ndarray]]:
     """TFLM's value of every output and intermediate activation, by tensor name, per sample."""
-    from ..verify import run
+    from . import run
     data, names = expose_all(model_bytes)
     res = run(data, [list(s) for s in inputs], "tflm")
     if not res.ok:
@@ -53,7 +53,7 @@ class CrossCheck:
 
 def crosscheck(model_bytes: bytes, n_samples: int = 3, seed: int = 0) -> CrossCheck:
     """Compare every op the reference models with TFLM (fed TFLM's own inputs), and the whole graph."""
-    from ..verify import make_inputs
+    from . import make_inputs
     model: Model = read_model(model_bytes)
     inputs = make_inputs(model, n_samples, seed)
     ref = tflm_tensors(model_bytes, inputs)
