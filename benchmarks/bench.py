@@ -3,17 +3,17 @@
 
 For every model in models/ and ../shared/models: TFLM's default arena (head and total,
 measured), then reorder+plan, then tiling at 0 % MAC overhead (FDT), then with spatial
-tiling allowed at <= 10 % and <= 30 % MAC overhead, then the head objective at <= 30 %;
-each optimised model is verified in TFLM (bit-exact) and its head/total are TFLM's
-measurements.  Every run keeps its wall seconds and MAC and predicted instruction overheads
-(the report's); after all timed runs (so valgrind never slows one), the FDT 0 % and head
-objective outputs and their inputs are measured by callgrind (``benchmarks/callgrind.py``:
-instructions inside ``MicroInterpreter::Invoke``), each distinct model once, cached by sha256.
+tiling allowed at <= 10 % and <= 30 % MAC overhead, then the head objective at <= 30 %, all
+for the default target (a Cortex-M4 with TFLM's reference kernels), and the default search
+for a Cortex-M4 with CMSIS-NN; each optimised model is verified in TFLM (bit-exact) and its
+head/total are TFLM's measurements.  Every run keeps its wall seconds and MAC and predicted
+instruction overheads (the report's, for the run's target).  The instructions measured on the
+device come from ``tests/data/device_measurements.json`` (``benchmarks/device_record.py``:
+QEMU icount with the device's TFLM), matched by the output's sha256.
 
     python benchmarks/bench.py                 # print the table
     python benchmarks/bench.py --readme        # also write it into README.md
     python benchmarks/bench.py --json out.json --models kws,mlperf_vww_mbv1_96_int8
-    python benchmarks/bench.py --no-callgrind  # predicted instructions only
     python benchmarks/bench.py --from-json benchmarks/results.json --readme   # table only
 """
 from __future__ import annotations
@@ -24,8 +24,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
-from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,18 +35,21 @@ from fdt_tflm.tflm_model import predict_arena, target_for  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models"
 MARK_BEGIN, MARK_END = "<!-- bench:begin -->", "<!-- bench:end -->"
-OUTPUTS = Path(os.environ.get("FDT_BENCH_DIR", "/tmp/fdt_bench"))  # optimised models kept for callgrind
-CALLGRIND_RUNS = ("FDT 0 %", "head <=30 %")  # the runs whose instructions callgrind measures
+DEVICE_DATA = REPO / "tests" / "data" / "device_measurements.json"
 
-CONFIGS = [  # (column, passes, max_overhead %, custom ops, objective)
-    ("reorder+plan", "reorder,plan", 0.0, False, "total"),
-    ("FDT 0 %", "tile,reorder,plan", 0.0, False, "total"),
-    ("FFMT <=10 %", "tile,reorder,plan", 10.0, False, "total"),
-    ("FFMT <=30 %", "tile,reorder,plan", 30.0, False, "total"),
-    ("head <=30 %", "tile,reorder,plan", 30.0, False, "head"),
-    ("custom ops", "tile,reorder,plan", 0.0, True, "total"),
+CONFIGS = [  # (column, passes, max_overhead %, custom ops, objective, kernels)
+    ("reorder+plan", "reorder,plan", 0.0, False, "total", "reference"),
+    ("FDT 0 %", "tile,reorder,plan", 0.0, False, "total", "reference"),
+    ("FFMT <=10 %", "tile,reorder,plan", 10.0, False, "total", "reference"),
+    ("FFMT <=30 %", "tile,reorder,plan", 30.0, False, "total", "reference"),
+    ("head <=30 %", "tile,reorder,plan", 30.0, False, "head", "reference"),
+    ("CMSIS-NN 0 %", "tile,reorder,plan", 0.0, False, "total", "cmsis-nn"),
+    ("custom ops", "tile,reorder,plan", 0.0, True, "total", "reference"),
 ]
-STOCK = [c for c in CONFIGS if not c[3] and c[4] == "total"]
+STOCK = [c for c in CONFIGS if not c[3] and c[4] == "total" and c[5] == "reference"]
+# The device record (mode, kernels) that measured a run's output, if its bytes are the same.
+DEVICE_RUNS = {"FDT 0 %": ("optimized", "reference"), "head <=30 %": ("head30", "reference"),
+               "CMSIS-NN 0 %": ("optimized", "cmsis-nn")}
 DEVICE_KERNELS = ("reference", "cmsis-nn")  # the Cortex-M4 header columns
 
 
@@ -70,13 +71,13 @@ def sha256(data: bytes) -> str:
 
 
 def bench_one(path: Path) -> dict:
-    """Every configuration on one model; the outputs callgrind will measure are written to OUTPUTS."""
+    """Every configuration on one model."""
     row: dict = {"model": path.stem, "runs": {}, "m4_header": m4_headers(read_model(str(path))),
                  "source": str(path), "sha256": sha256(path.read_bytes())}
-    for name, passes, overhead, custom, objective in CONFIGS:
+    for name, passes, overhead, custom, objective, kernels in CONFIGS:
         try:
             res = optimize(str(path), passes=passes, max_overhead=overhead, allow_custom_ops=custom, progress=False,
-                           objective=objective)
+                           objective=objective, kernels=kernels)
         except FdtError as e:
             row["runs"][name] = {"error": str(e)}
             continue
@@ -88,7 +89,9 @@ def bench_one(path: Path) -> dict:
                              "mac_overhead_pct": r.mac_overhead_pct, "seconds": round(r.seconds, 2),
                              "instructions": r.instructions, "original_instructions": r.original_instructions,
                              "instruction_overhead_pct": r.instruction_overhead_pct,
-                             "sha256": sha256(res.data), "output": keep_output(path, name, res.data),
+                             "instructions_for": r.instructions_for, "search_notes": r.search_notes,
+                             "target_header": r.target.arena_size if r.target else None,
+                             "sha256": sha256(res.data),
                              "bit_exact": bool(r.verified), "optimal": r.optimal,
                              "peak_live": r.peak_live_bytes, "paths": r.to_dict()["paths"],
                              "custom": r.needs_custom_kernel, "m4_header": m4_headers(res.model),
@@ -96,63 +99,23 @@ def bench_one(path: Path) -> dict:
     return row
 
 
-def keep_output(path: Path, run: str, data: bytes) -> Optional[str]:
-    """Write a run's output for the callgrind pass (only the runs it measures)."""
-    if run not in CALLGRIND_RUNS:
-        return None
-    OUTPUTS.mkdir(parents=True, exist_ok=True)
-    out = OUTPUTS / f"{path.stem}.{run.replace(' ', '').replace('<=', 'le').replace('%', 'pct')}.tflite"
-    out.write_bytes(data)
-    return str(out)
-
-
-def _callgrind_module() -> ModuleType:
-    import callgrind  # benchmarks/callgrind.py (valgrind); imported only when measuring
-    return callgrind
-
-
-class InstructionCache:
-    """Callgrind counts by model sha256: the recorded measurements (tests/data) and this
-    benchmark's own cache file, so a rerun measures only models it has not seen."""
-
-    def __init__(self, cg: ModuleType, path: Path) -> None:
-        self.cg, self.path = cg, path
-        version = cg.tflm_version()
-        self.counts: dict[str, int] = {r["sha256"]: r["instructions"] for r in cg.load_records()
-                                       if r["tflite_micro"] == version}
-        if path.exists():
-            cached = json.loads(path.read_text())
-            self.counts.update(cached.get(version, {}))
-        self.version = version
-
-    def instructions(self, model_path: str, digest: str) -> int:
-        if digest not in self.counts:
-            if sha256(Path(model_path).read_bytes()) != digest:
-                raise RuntimeError(f"{model_path} is not the model benchmarked (sha {digest[:12]})")
-            print(f"... callgrind {Path(model_path).name}", file=sys.stderr, flush=True)
-            self.counts[digest] = self.cg.measure(Path(model_path)).instructions
-            self._save(digest)
-        return self.counts[digest]
-
-    def _save(self, digest: str) -> None:
-        cached = json.loads(self.path.read_text()) if self.path.exists() else {}
-        cached.setdefault(self.version, {})[digest] = self.counts[digest]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(cached, indent=1, sort_keys=True))
-
-
-def add_callgrind(rows: list[dict]) -> None:
-    """Measured instructions of the input and of each CALLGRIND_RUNS output, and the overhead."""
-    cache = InstructionCache(_callgrind_module(), OUTPUTS / "callgrind_cache.json")
+def add_device(rows: list[dict]) -> None:
+    """The instruction overhead measured on the device for the runs of DEVICE_RUNS whose
+    output bytes a device record measured (and whose input was measured with the same kernels)."""
+    if not DEVICE_DATA.is_file():
+        return
+    recs = json.loads(DEVICE_DATA.read_text())["records"]
+    by = {(r["model"], r["mode"], r["kernels"]): r for r in recs if r.get("cpu") == "cortex-m4" and r.get("ran")}
     for row in rows:
-        for name in CALLGRIND_RUNS:
-            x = row["runs"].get(name, {})
-            if not x.get("output"):
+        name = Path(row["source"]).name
+        for run, (mode, kernels) in DEVICE_RUNS.items():
+            x, rec, base = row["runs"].get(run, {}), by.get((name, mode, kernels)), by.get((name, "original", kernels))
+            if rec is None or base is None or rec["model_sha256"] != x.get("sha256"):
                 continue
-            base = cache.instructions(row["source"], row["sha256"])
-            opt = cache.instructions(x["output"], x["sha256"])
-            x["callgrind"] = {"original_instructions": base, "instructions": opt,
-                              "instruction_overhead_pct": round(100.0 * (opt / base - 1), 3)}
+            x["device"] = {"original_instructions": base["instructions_per_inference"],
+                           "instructions": rec["instructions_per_inference"], "header": rec["header_arena_bytes"],
+                           "instruction_overhead_pct": round(100.0 * (rec["instructions_per_inference"]
+                                                                      / base["instructions_per_inference"] - 1), 3)}
 
 
 def _m4(x: dict) -> str:
@@ -174,8 +137,8 @@ def _pct(x: dict, key: str = "instruction_overhead_pct") -> str:
 
 
 def _instr(x: dict) -> str:
-    """Predicted / callgrind-measured instruction overhead of a run."""
-    return f"{_pct(x)} / {_pct(x.get('callgrind') or {})}"
+    """Predicted / device-measured instruction overhead of a run (on its target)."""
+    return f"{_pct(x)} / {_pct(x.get('device') or {})}"
 
 
 def tiling_row(r: dict) -> str:
@@ -187,7 +150,7 @@ def tiling_row(r: dict) -> str:
     fdt = r["runs"].get("FDT 0 %", {})
     cells.append(f"{ten.get('mac_overhead_pct', 0):.1f} % / {thirty.get('mac_overhead_pct', 0):.1f} %")
     cells.append(" / ".join(_pct(x) for x in (fdt, ten, thirty)))
-    cells.append(_pct(fdt.get("callgrind") or {}))
+    cells.append(_pct(fdt.get("device") or {}))
     cells.append(f"{fdt.get('seconds', 0):.1f} / {thirty.get('seconds', 0):.1f}")
     stock = [r["runs"].get(c[0], {}) for c in STOCK]
     cells.append("yes" if all(x.get("bit_exact") for x in stock if "error" not in x) else "NO")
@@ -205,24 +168,27 @@ def table(rows: list[dict]) -> str:
         x = r["runs"].get("reorder+plan", {})
         out.append(f"| {r['model']} | {r.get('default_head', 0):,} | {_cell(x)} | {_cell(x, 'peak_live')} | "
                    f"{'yes' if x.get('optimal') else 'no'} | {x.get('seconds', 0):.1f} | {_m4(r)} | {_m4(x)} |")
-    out += ["", "**Tiling** (default passes `tile,reorder,plan`, stock TFLM ops only): head / total "
-            "(total = head + persistent tail), measured by TFLM's 64-bit host interpreter; the search "
-            "minimises the total with the tail priced as a Cortex-M4 pays it. Instruction overhead: one "
-            "TFLM invoke as predicted by the report (`instruction_overhead_pct`), and at 0 % as callgrind "
-            "measures it. The last column is the firmware header for a Cortex-M4 (predicted; checked in "
+    out += ["", "**Tiling for a Cortex-M4 with TFLM's reference kernels** (the default target; default "
+            "passes `tile,reorder,plan`, stock TFLM ops only, default slowdown budget: 1 % plus the MAC "
+            "budget): head / total (total = head + persistent tail), measured by TFLM's 64-bit host "
+            "interpreter; the search minimises the total with the tail, scratch and instructions priced "
+            "for the Cortex-M4. Instruction overhead of one invoke: predicted by the report for the "
+            "Cortex-M4 (`instruction_overhead_pct`), and at 0 % as measured on the Cortex-M4 (QEMU, "
+            "`device-run`). The last column is the firmware header for a Cortex-M4 (predicted; checked in "
             "QEMU, see below).", ""]
     hdr = ["model", "TFLM default"] + [c[0] for c in STOCK] + [
         "MAC overhead (<=10 % / <=30 %)", "instruction overhead, predicted (0 % / <=10 % / <=30 %)",
-        "instruction overhead 0 %, callgrind", "seconds (0 % / 30 %)", "bit-exact",
+        "instruction overhead 0 %, measured (M4)", "seconds (0 % / 30 %)", "bit-exact",
         "Cortex-M4 header, FDT 0 % (ref / CMSIS-NN)"]
     out += ["| " + " | ".join(hdr) + " |", "|---|" + "---:|" * (len(hdr) - 3) + ":-:|---:|"]
     out += [tiling_row(r) for r in rows]
     out += ["", "**Head objective** (`--objective head --max-overhead 30`): the search minimises the head "
             "and accepts a larger persistent tail, as long as the total stays at or below the input's "
-            "total as TFLM runs it; TFLM's measurements. Instruction overhead of one invoke over the input: "
-            "predicted by the report / measured by callgrind.", "",
+            "total as TFLM runs it; TFLM's measurements. Instruction overhead of one invoke over the input on "
+            "the Cortex-M4 (reference kernels): predicted by the report / measured in QEMU.", "",
             "| model | reorder+plan | FDT 0 % (total objective) | head objective <=30 % | MAC overhead | "
-            "instructions predicted / callgrind | seconds | bit-exact |", "|---|---:|---:|---:|---:|---:|---:|:-:|"]
+            "instructions predicted / measured (M4) | seconds | bit-exact |",
+            "|---|---:|---:|---:|---:|---:|---:|:-:|"]
     for r in rows:
         base, fdt, x = (r["runs"].get(k, {}) for k in ("reorder+plan", "FDT 0 %", "head <=30 %"))
         if not x or any("error" in y for y in (base, fdt, x)):
@@ -230,6 +196,22 @@ def table(rows: list[dict]) -> str:
         out.append(f"| {r['model']} | {base['head']:,} / {base['total']:,} | {fdt['head']:,} / {fdt['total']:,} | "
                    f"{x['head']:,} / {x['total']:,} | {x['mac_overhead_pct']:.1f} % | {_instr(x)} | "
                    f"{x['seconds']:.1f} | {'yes' if x['bit_exact'] else 'NO'} |")
+    out += ["", "**For a Cortex-M4 with CMSIS-NN** (`--kernels cmsis-nn`, the default search): CMSIS-NN "
+            "runs a channel split of a convolution differently from the reference kernels (its im2col "
+            "columns are rebuilt for every part), so the search, held to the default 1 % slowdown on "
+            "this target, takes other rewrites or none. Header: the Cortex-M4 CMSIS-NN "
+            "`FDT_TENSOR_ARENA_SIZE`; instructions: predicted / measured in QEMU.", "",
+            "| model | header, input | header, reference-priced FDT 0 % | header, CMSIS-NN-priced | "
+            "instructions predicted / measured (CMSIS-NN) | rewrites | seconds |",
+            "|---|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        x, fdt = r["runs"].get("CMSIS-NN 0 %", {}), r["runs"].get("FDT 0 %", {})
+        if not x or "error" in x or "error" in fdt:
+            continue
+        kinds = ", ".join(f"{p['kind']} x{p['parts']}" for p in x["paths"]) or \
+            ("none within 1 %" if any(n.startswith("no rewrite within") for n in x.get("search_notes", [])) else "none")
+        out.append(f"| {r['model']} | {r['m4_header']['cmsis-nn']:,} | {fdt['m4_header']['cmsis-nn']:,} | "
+                   f"{x['m4_header']['cmsis-nn']:,} | {_instr(x)} | {kinds} | {x['seconds']:.1f} |")
     out += ["", "**Exact int8 partial sums** (`--allow-custom-ops`, bundled FDT_PARTIAL kernel; TFLM's host "
             "build cannot run it, so head and total are the planner's prediction and outputs are checked "
             "against a bit-exact NumPy reference):", "",
@@ -267,7 +249,6 @@ def main() -> int:
     ap.add_argument("--json", help="write raw results here")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md")
     ap.add_argument("--from-json", metavar="FILE", help="make the table from earlier raw results, running nothing")
-    ap.add_argument("--no-callgrind", action="store_true", help="skip the callgrind measurements (valgrind)")
     args = ap.parse_args()
     only = set(args.models.split(",")) if args.models else None
     rows = []
@@ -276,8 +257,7 @@ def main() -> int:
     for p in [] if args.from_json else model_paths(only):
         print(f"... {p.stem}", file=sys.stderr, flush=True)
         rows.append(bench_one(p))
-    if not args.from_json and not args.no_callgrind:
-        add_callgrind(rows)
+    add_device(rows)
     text = table(rows)
     print(text)
     if args.json:

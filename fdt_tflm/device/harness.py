@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import io
 import hashlib
 import os
 import re
@@ -168,7 +169,8 @@ def read_header(proj: Path) -> int:
 
 def instantiate_project(opts: DeviceOptions, proj: Path, optimize_fn: Optional[OptimizeFn]) -> bytes:
     """Write the project exactly as ``fdt-tflm firmware`` does; returns the firmware's model
-    bytes.  The subcommand's printout goes to stderr."""
+    bytes.  The subcommand's printout (a board's flashing steps) is not shown: what runs is
+    the emulated machine, which :func:`device_run` names."""
     from ..firmware.cli import cmd_firmware
     from ..io import load_bytes
     results: list[Any] = []
@@ -179,7 +181,7 @@ def instantiate_project(opts: DeviceOptions, proj: Path, optimize_fn: Optional[O
         results.append(optimize_fn(path, args))
         return results[-1]
 
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(io.StringIO()):
         cmd_firmware(_firmware_args(opts, proj), capture)
     return results[-1].data if results else load_bytes(opts.model)
 
@@ -320,6 +322,8 @@ def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) ->
     tree = check_prerequisites(opts.tree, opts.kernels)
     original = load_bytes(opts.model)
     work = work_dir(opts, tree, machine)
+    print(f"fdt-tflm device-run: {os.path.basename(opts.model)} ({opts.mode}) for QEMU {machine.qemu} "
+          f"({machine.cpu}, {opts.kernels} kernels; template part {machine.part}) in {work}", file=sys.stderr)
     times: dict[str, float] = {}
     with _locked(work / ".lock"):
         t0 = time.monotonic()
