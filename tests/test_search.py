@@ -231,7 +231,8 @@ def test_head_objective_caps_the_host_total_too():
     m = read_model((PROJECT_MODELS / "kws.tflite").read_bytes())
     host, m4 = estimate(m, target=HOST), estimate(m, target=CORTEX_M4)
     assert m4.host_tail == host.tail > m4.tail  # both tails are computed, the host's is larger
-    st = _Search(30.0, 1.0, True, False, (2,), 1.0, lambda s: None, 1, "head", total_cap=1000, host_cap=1100)
+    st = _Search(max_overhead=30.0, allow_ffmt=True, allow_custom_ops=False, parts=(2,), say=lambda s: None,
+                 orig_macs=1, orig_instructions=1, objective="head", total_cap=1000, host_cap=1100)
     assert st.allowed(Estimate(500, 500, True, 600))
     assert not st.allowed(Estimate(500, 500, True, 601))  # within the target's cap, over the host's
     assert not st.allowed(Estimate(500, 501, True, 550))

@@ -12,7 +12,6 @@ change the order of additions (compared with a tolerance).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -30,15 +29,6 @@ from ..catalog.rules import rule
 
 INT8, INT16 = DTYPE_CODES["INT8"], DTYPE_CODES["INT16"]
 INT32 = DTYPE_CODES["INT32"]
-
-
-@dataclass(frozen=True)
-class FdtSpec:
-    """One FDT rewrite: operator indices of subgraph 0 (chain order), part count, end kind."""
-
-    ops: tuple[int, ...]
-    parts: int
-    end: str = CONCAT
 
 
 def copy_version(name: str, dtype: int) -> int:
@@ -274,11 +264,3 @@ def apply_fdt(model: Model, path: Sequence[int], parts: int, end: str = CONCAT) 
     rw.build()
     rw.splice(info.ops)
     return out
-
-
-def apply_many(model: Model, specs: Sequence[FdtSpec]) -> Model:
-    """Apply several rewrites in turn; each spec's op indices refer to the model as left by the
-    previous one (as the search records them)."""
-    for s in specs:
-        model = apply_fdt(model, s.ops, s.parts, s.end)
-    return model

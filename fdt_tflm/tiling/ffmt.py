@@ -38,9 +38,9 @@ import numpy as np
 from ..catalog.ops import CREATED, info
 from ..errors import FdtError
 from ..ir.builder import GraphBuilder, options
-from ..ir.graph import Model, Operator, OperatorCode, Subgraph, Tensor
+from ..ir.graph import Model, Operator, Subgraph, Tensor
 from ..ir.surgery import fork, replace_region
-from ..catalog.macs import graph_macs, op_macs
+from ..catalog.macs import graph_macs
 from ..ir.types import BUILTIN_CODES, DTYPE_NUMPY
 from ..catalog.rules import rule
 
@@ -421,12 +421,6 @@ def _folds_into_next(sg: Subgraph, steps: list[Step], k: int, nxt: Optional[Tile
 # --------------------------------------------------------------------------------------
 # MAC accounting
 # --------------------------------------------------------------------------------------
-def _macs_of(op_type: str, shape: list[int], dtype: int) -> int:
-    """MACs ``macs.op_macs`` charges for a data-movement op of this type and output shape."""
-    fake = Operator(OperatorCode(BUILTIN_CODES[op_type]), [], [Tensor("", list(shape), dtype)])
-    return op_macs(fake)
-
-
 def _region_shape(n: int, h: Span, w: Span, c: int) -> list[int]:
     return [n, h.size, w.size, c]
 
@@ -455,71 +449,10 @@ def _other_inputs_sliced(op: Operator, data: Tensor, out: Tensor, skips: Sequenc
     return res
 
 
-def planned_ops(model: Model, plan: FfmtPlan) -> list[tuple[str, int]]:
-    """(op type, MACs) of every op the rewrite inserts, from the plan alone (no graph is built).
-
-    Mirrors :func:`apply_ffmt` op for op, so the search can price a tiling (MACs, and the
-    op count, which drives TFLM's persistent tail) without rewriting the model."""
-    sg = model.main
-    ops = [sg.operators[st.index] for st in plan.steps]
-    per_out = [op_macs(op) // max(1, op.outputs[0].num_elements) for op in ops]
-    known: dict[tuple, int] = {}  # data-movement MACs by (type, shape, dtype): many tiles share them
-
-    def cost(kind: str, shape: list[int], dtype: int) -> tuple[str, int]:
-        key = (kind, tuple(shape), dtype)
-        if key not in known:
-            known[key] = _macs_of(kind, shape, dtype)
-        return kind, known[key]
-
-    res: list[tuple[str, int]] = []
-    for per_op in plan.tile_steps:
-        res.extend(_planned_tile(plan.steps, per_op, ops, per_out, cost))
-    th, tw = tile_counts(plan.tiles)
-    last = ops[-1].outputs[0]
-    if tw > 1:
-        for sh in axis_spans(last.shape[H_AXIS], plan.tiles[0]):
-            res.append(cost(CREATED.join, [last.shape[0], sh.size, *last.shape[2:]], last.dtype))
-    if th > 1:
-        res.append(cost(CREATED.join, list(last.shape), last.dtype))
-    return res
-
-
-def _planned_tile(steps: list[Step], per_op: list[TileStep], ops: list[Operator], per_out: list[int],
-                  cost) -> list[tuple[str, int]]:
-    """The ops :func:`_emit_tile` creates for one tile, as (type, MACs)."""
-    res: list[tuple[str, int]] = []
-    prev: Optional[Tensor] = None
-    for k, (st, ts, op) in enumerate(zip(steps, per_op, ops)):
-        data = _path_input(op, prev)
-        out = op.outputs[0]
-        n = out.shape[0]
-        whole = tuple(data.shape[1:3]) if k == 0 else (per_op[k - 1].out_h.size, per_op[k - 1].out_w.size)
-        if (ts.in_h.size, ts.in_w.size) != whole:  # the full map (first op) or the producer's tile
-            res.append(cost(CREATED.region_copy, _region_shape(n, ts.in_h, ts.in_w, data.shape[3]), data.dtype))
-        if st.kind == "pointwise":
-            for pos in _other_inputs_sliced(op, data, out, st.skips):
-                t = op.inputs[pos]
-                if t.is_activation and (ts.out_h.size, ts.out_w.size) != tuple(t.shape[1:3]):
-                    res.append(cost(CREATED.region_copy, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
-            for pos, j in st.skips:
-                if (ts.out_h.size, ts.out_w.size) != (per_op[j].out_h.size, per_op[j].out_w.size):
-                    t = op.inputs[pos]
-                    res.append(cost(CREATED.region_copy, _region_shape(n, ts.out_h, ts.out_w, t.shape[3]), t.dtype))
-        if st.kind == "window" and any(ts.pads) and not ts.same:
-            padded = _region_shape(n, Span(0, ts.in_h.size + ts.pads[0] + ts.pads[1]),
-                                   Span(0, ts.in_w.size + ts.pads[2] + ts.pads[3]), data.shape[3])
-            res.append(cost(CREATED.border_pad(st.border), padded, data.dtype))
-        if st.kind != "pad" or (any(ts.pads) and not ts.folded):
-            res.append((op.type, per_out[k] * n * ts.out_h.size * ts.out_w.size * out.shape[3]))
-        prev = out
-    return res
-
-
 def ffmt_recompute_macs(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> int:
-    """Extra MACs of tiling this chain (halo recomputation, explicit pads; ``macs.op_macs`` units)."""
-    plan = plan_ffmt(model, path_op_indices, tiles)
-    original = sum(op_macs(model.main.operators[i]) for i in plan.path)
-    return sum(m for _, m in planned_ops(model, plan)) - original
+    """Extra MACs of tiling this chain (halo recomputation, explicit pads; ``macs.op_macs``
+    units): the rewritten graph's MACs less the model's."""
+    return graph_macs(apply_ffmt(model, path_op_indices, tiles).main) - graph_macs(model.main)
 
 
 def ffmt_overhead_pct(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> float:
@@ -533,11 +466,10 @@ def ffmt_overhead_pct(model: Model, path_op_indices: Sequence[int], tiles: Tiles
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FfmtCandidate:
+    """A sub-chain and a tiling the analysis accepts (the search prices the ones it tries)."""
+
     path: tuple[int, ...]
     tiles: Tiles
-    extra_macs: int
-    overhead_pct: float  # extra MACs / original model MACs * 100
-    added_ops: int  # net operator count change; each op costs TFLM tail bytes (~250 B measured)
 
 
 def ffmt_chains(model: Model) -> list[list[int]]:
@@ -575,18 +507,16 @@ def ffmt_chains(model: Model) -> list[list[int]]:
 
 def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_OPTIONS,
                     max_len: int = DEFAULT_MAX_LEN, ramps: bool = False,
-                    touching: Optional[set[int]] = None, planned: bool = True) -> list[FfmtCandidate]:
+                    touching: Optional[set[int]] = None) -> list[FfmtCandidate]:
     """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops) x tiling
-    that can be expressed exactly, with its MAC cost.  ``max_len``: chains through residual
-    blocks are long (MobileNetV2's stem to its 28x28 stage is 15 ops).  ``ramps``: also the ramped variant of
+    the chain analysis accepts.  ``max_len``: chains through residual blocks are long
+    (MobileNetV2's stem to its 28x28 stage is 15 ops).  ``ramps``: also the ramped variant of
     each count-only tiling (:func:`tiling_variants`); the search uses them when it ranks
     FFMT candidates on a scheduled order (the head objective).  ``touching``: only sub-chains
-    containing one of these op indices (the search's seeds).  ``planned=False``: list the
-    sub-chains and tilings without planning them (``extra_macs`` etc. are -1; the search
-    prices only the few it tries, and a tiling that cannot be expressed fails there).
+    containing one of these op indices (the search's seeds).  Nothing is planned here: the
+    search prices only the few it tries, and a tiling that cannot be expressed fails there.
     Deterministic order."""
     sg = model.main
-    base = max(1, graph_macs(sg))
     res: list[FfmtCandidate] = []
     for chain in ffmt_chains(model):
         for a in range(len(chain)):
@@ -597,7 +527,7 @@ def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_O
                 if not any(rule(sg.operators[i]).spatial == "window" for i in sub):
                     continue
                 try:
-                    steps = analyse_chain(sg, sub)
+                    analyse_chain(sg, sub)
                 except FfmtUnsupported:
                     continue
                 last = sg.operators[sub[-1]].outputs[0]
@@ -607,18 +537,7 @@ def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_O
                     for v in (tiling_variants(last.shape[H_AXIS], last.shape[W_AXIS], t) if ramps and counted else [t]):
                         if v not in options_here:
                             options_here.append(v)
-                for tiles in options_here:
-                    if not planned:
-                        res.append(FfmtCandidate(tuple(sub), tuple(tiles), -1, -1.0, -1))
-                        continue
-                    try:
-                        plan = _plan(sg, steps, tiles)
-                    except FfmtUnsupported:
-                        continue
-                    ops = planned_ops(model, plan)
-                    extra = sum(m for _, m in ops) - sum(op_macs(sg.operators[i]) for i in sub)
-                    res.append(FfmtCandidate(tuple(sub), tuple(tiles), extra, 100.0 * extra / base,
-                                             len(ops) - len(sub)))
+                res += [FfmtCandidate(tuple(sub), tuple(tiles)) for tiles in options_here]
     return res
 
 

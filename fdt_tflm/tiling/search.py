@@ -272,9 +272,8 @@ def _ffmt_candidates(model: Model, seeds: Sequence[int], max_overhead: float, ra
         return []
     seedset = set(seeds)
     out = []
-    try:  # unplanned: the cost view prices MACs of the ones tried (over budget: dropped there)
-        cands = ffmt_candidates(model, SEARCH_TILE_OPTIONS, max_len=FFMT_MAX_LEN, ramps=ramps, touching=seedset,
-                                planned=False)
+    try:  # the cost view prices MACs of the ones tried (over budget: dropped there)
+        cands = ffmt_candidates(model, SEARCH_TILE_OPTIONS, max_len=FFMT_MAX_LEN, ramps=ramps, touching=seedset)
     except FdtError:
         return []
     for c in cands:
