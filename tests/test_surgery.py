@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fdt_tflm.io import read_model, write_model
 from fdt_tflm.ir.graph import Tensor
 from fdt_tflm.ir.surgery import fork, replace_region
@@ -60,3 +62,29 @@ def test_a_replaced_region_drops_the_stale_offline_plan():
     assert planned.get_metadata(METADATA_NAME) is not None  # the parent keeps its own plan
     cmp = compare_models(read_model(data), data, write_model(tiled), n_samples=2, litert=False)
     assert cmp.ok and cmp.tflm.match
+
+
+def test_validate_refuses_what_a_rewrite_must_never_leave():
+    """Subgraph.validate (run at the end of every region replacement and, for the structure, by
+    the writer): a tensor outside the subgraph, a read before the write, two writers."""
+    import copy
+    from fdt_tflm.errors import FdtError
+    from fdt_tflm.io import read_model, write_model
+    from conftest import PROJECT_MODELS
+    m = read_model((PROJECT_MODELS / "radar.tflite").read_bytes())
+    m.main.validate()
+    stray = copy.deepcopy(m)
+    stray.main.tensors.remove(stray.main.operators[3].outputs[0])
+    with pytest.raises(FdtError, match="not in the subgraph"):
+        stray.main.validate(dataflow=False)
+    with pytest.raises(FdtError, match="not in the subgraph"):
+        write_model(stray)
+    swapped = copy.deepcopy(m)
+    ops = swapped.main.operators
+    ops[0], ops[3] = ops[3], ops[0]  # the depthwise now runs before the conv that feeds it
+    with pytest.raises(FdtError, match="before operator"):
+        swapped.main.validate()
+    twice = copy.deepcopy(m)
+    twice.main.operators[1].outputs = [twice.main.operators[0].outputs[0]]
+    with pytest.raises(FdtError, match="written by operators"):
+        twice.main.validate()

@@ -222,31 +222,10 @@ def _operator(o: Table, index: int, tensors: list[Tensor], opcodes: list[Operato
 
 
 def check_dataflow(sg: Subgraph) -> None:
-    """What the passes assume of a graph: every tensor is written at most once, by an operator
-    that runs before any that reads it (so the stored order is topological: no cycle), never
-    into a constant; and every activation read is a graph input or written first (no read of
-    uninitialised memory, whose value a new arena layout would change).  TFLM itself runs
-    such graphs blindly in the stored order, so the reader accepts them (``inspect``,
-    ``verify``); ``check_optimizable`` refuses them."""
-    writer: dict[int, int] = {}
-    for k, op in enumerate(sg.operators):
-        for t in op.outputs:
-            if id(t) in writer:
-                raise FdtError(f"tensor {t.name!r} is written by operators {writer[id(t)]} and {k}")
-            if t.is_constant:
-                raise FdtError(f"operator {k} writes the constant tensor {t.name!r}")
-            writer[id(t)] = k
-    given = {id(t) for t in sg.inputs}
-    for k, op in enumerate(sg.operators):
-        for t in op.inputs:
-            if t is None or t.is_constant or t.is_variable:
-                continue
-            if writer.get(id(t), -1) >= k:
-                raise FdtError(f"operator {k} reads tensor {t.name!r} before operator {writer[id(t)]} writes it "
-                               f"(a cycle, or operators out of order)")
-            if id(t) not in writer and id(t) not in given:
-                raise FdtError(f"operator {k} reads tensor {t.name!r}, which is neither a graph input, a constant, "
-                               f"a variable nor written by an operator")
+    """What the passes assume of a graph (:meth:`fdt_tflm.ir.graph.Subgraph.validate`).  TFLM
+    itself runs ill-formed graphs blindly in the stored order, so the reader accepts them
+    (``inspect``, ``verify``); ``check_optimizable`` refuses them."""
+    sg.validate()
 
 
 def _subgraph(sg: Table, buffers: list[Buffer], opcodes: list[OperatorCode]) -> Subgraph:

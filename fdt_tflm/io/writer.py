@@ -21,7 +21,10 @@ TENSOR_DATA_ALIGNMENT = 16
 
 def write_model(model: Model) -> bytes:
     """Serialise ``model`` as it is (an offline plan in its metadata is the plan pass's, proved
-    there and by the pipeline before writing: :func:`fdt_tflm.tflm_model.offline_plan.check_offline_plan`)."""
+    there and by the pipeline before writing: :func:`fdt_tflm.tflm_model.offline_plan.check_offline_plan`).
+    Every tensor an op or a graph names must be in its subgraph (else it has no index to write)."""
+    for sg in model.subgraphs:
+        sg.validate(dataflow=False)
     buffers: list[Buffer] = [Buffer()]
     index: dict[int, int] = {id(buffers[0]): 0}
 

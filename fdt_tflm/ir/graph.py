@@ -13,6 +13,7 @@ from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
 
+from ..errors import FdtError
 from .table import Table
 from .types import BUILTIN_NAMES, DTYPE_NUMPY, DTYPE_NAMES, dtype_size
 
@@ -229,6 +230,45 @@ class Subgraph:
             if x is t:
                 return i
         raise KeyError(t.name)
+
+    def validate(self, dataflow: bool = True) -> None:
+        """Raise :class:`fdt_tflm.errors.FdtError` (one line) unless the graph is well formed:
+        every tensor an op or the graph's inputs/outputs name is one of ``tensors``, and (with
+        ``dataflow``) every tensor is written at most once, never a constant, by an op that runs
+        before any that reads it (the stored order is topological: no cycle), and every
+        activation read is a graph input or written first.  Every rewrite ends with it
+        (:func:`fdt_tflm.ir.surgery.replace_region`); the writer checks the structure."""
+        known = {id(t) for t in self.tensors}
+        for k, op in enumerate(self.operators):
+            for t in [*op.inputs, *op.outputs, *op.intermediates]:
+                if t is not None and id(t) not in known:
+                    raise FdtError(f"operator {k} ({op.type}) names tensor {t.name!r}, which is not in the subgraph")
+        for t in [*self.inputs, *self.outputs]:
+            if id(t) not in known:
+                raise FdtError(f"graph input/output {t.name!r} is not in the subgraph")
+        if dataflow:
+            self._validate_dataflow()
+
+    def _validate_dataflow(self) -> None:
+        writer: dict[int, int] = {}
+        for k, op in enumerate(self.operators):
+            for t in op.outputs:
+                if id(t) in writer:
+                    raise FdtError(f"tensor {t.name!r} is written by operators {writer[id(t)]} and {k}")
+                if t.is_constant:
+                    raise FdtError(f"operator {k} writes the constant tensor {t.name!r}")
+                writer[id(t)] = k
+        given = {id(t) for t in self.inputs}
+        for k, op in enumerate(self.operators):
+            for t in op.inputs:
+                if t is None or t.is_constant or t.is_variable:
+                    continue
+                if writer.get(id(t), -1) >= k:
+                    raise FdtError(f"operator {k} reads tensor {t.name!r} before operator {writer[id(t)]} writes it "
+                                   f"(a cycle, or operators out of order)")
+                if id(t) not in writer and id(t) not in given:
+                    raise FdtError(f"operator {k} reads tensor {t.name!r}, which is neither a graph input, a "
+                                   f"constant, a variable nor written by an operator")
 
     def add_tensor(self, t: Tensor) -> Tensor:
         self.tensors.append(t)

@@ -70,6 +70,7 @@ def replace_region(model: Model, old: Sequence[Operator], new: Sequence[Operator
     drop_offline_plan(model)  # tensor positions changed, whatever is pruned
     prune(model, [t for op in old for t in [*op.inputs, *op.outputs, *op.intermediates] if t is not None],
           subgraph)
+    sg.validate()
 
 
 def used_tensors(model: Model, subgraph: int = 0) -> set[int]:
