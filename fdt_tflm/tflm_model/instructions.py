@@ -99,6 +99,11 @@ BORROWED: dict[str, str] = {
     "RELU": "QUANTIZE", "RELU6": "QUANTIZE", "LEAKY_RELU": "QUANTIZE", "TANH": "LOGISTIC",
     "BATCH_MATMUL": "FULLY_CONNECTED",
 }
+# Kernels compiled as plain C whatever the kernel set (our FDT_PARTIAL: firmware_template/
+# fdt_kernels) -> the reference kernel whose loops they run: priced with that row of the
+# same CPU's *reference* table, also where CMSIS-NN runs the builtins (it is 2.6x slower
+# than CMSIS-NN's dense kernel on convdense, measured in QEMU).
+PLAIN_C: dict[str, str] = {"FDT_PARTIAL": "FULLY_CONNECTED"}
 
 
 def _axis_valid_taps(n_in: int, n_out: int, k: int, stride: int, dil: int, pad_before: int) -> int:
@@ -222,9 +227,11 @@ def cost_table(target: Optional["Target"] = None) -> CostTable:
     :mod:`.device_costs`).  A CPU without its own measurements takes the measured CPU of its
     CMSIS-NN feature set (:func:`measured_cpu`)."""
     if target is None or target.abi == "host64":
-        return COSTS
+        return {**COSTS, **{op: COSTS[ref] for op, ref in PLAIN_C.items()}}
     from .device_costs import DEVICE_COSTS
-    return DEVICE_COSTS[(measured_cpu(target), target.kernels)]
+    cpu = measured_cpu(target)
+    reference = DEVICE_COSTS[(cpu, "reference")]
+    return {**DEVICE_COSTS[(cpu, target.kernels)], **{op: reference[ref] for op, ref in PLAIN_C.items()}}
 
 
 def measured_cpu(target: "Target") -> str:
