@@ -546,8 +546,8 @@ def main() -> int:
             continue
         try:
             rec = measure(p, source, mode, kernels, cpu, trees[kernels], args.build_dir, args.timeout)
-        except FdtError as e:
-            print(f"{tag}: FAILED {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - one failed run (or a bug it hits) must not stop the rest
+            print(f"{tag}: FAILED {type(e).__name__}: {e}", flush=True)
             continue
         store(out, rec)
         s = sum(o["instructions"] for o in rec["ops"])

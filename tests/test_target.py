@@ -87,7 +87,7 @@ def _overhead_params() -> list:
     recs = [r for r in _all_records() if r.get("instructions_per_inference")]
     base = {(r["model"], r["kernels"], r["cpu"]): r for r in recs if r["mode"] == "original"}
     pairs = [(base[(r["model"], r["kernels"], r["cpu"])], r) for r in recs
-             if r["mode"] in ("optimized", "head30") and (r["model"], r["kernels"], r["cpu"]) in base]
+             if r["mode"] != "original" and (r["model"], r["kernels"], r["cpu"]) in base]
     if not pairs:
         return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"no device records in {DEVICE_DATA}"))]
     return [pytest.param(o, r, id=f"{r['model']}-{r['mode']}-{r['kernels']}-{r['cpu']}") for o, r in pairs]
@@ -98,7 +98,9 @@ def _all_records() -> list[dict]:
 
 
 MAX_DEFAULT_OVERHEAD_PCT = 2.0  # issue #16: the default output on the device, either kernel set
-MAX_PREDICTION_ERROR_PP = 2.0  # the report's predicted overhead vs the device's
+# the report's predicted overhead vs the device's, percentage points: the default output (the
+# issue's bound), the head objective at 30 % (the held-out bound of the instruction model)
+MAX_PREDICTION_ERROR_PP = {"optimized": 2.0, "head30": 3.0}
 
 
 @pytest.mark.parametrize("orig,rec", _overhead_params())
@@ -118,7 +120,10 @@ def test_instruction_overhead_on_the_device(orig: dict, rec: dict) -> None:
                          / predict_instructions(read_model(path.read_bytes()), target=t) - 1)
     if rec["mode"] == "optimized":
         assert measured <= MAX_DEFAULT_OVERHEAD_PCT, (measured, predicted)
-    assert abs(predicted - measured) <= MAX_PREDICTION_ERROR_PP, (measured, predicted)
+    if rec["mode"] in MAX_PREDICTION_ERROR_PP:
+        assert abs(predicted - measured) <= MAX_PREDICTION_ERROR_PP[rec["mode"]], (measured, predicted)
+    else:  # our plain-C FDT_PARTIAL kernel, priced with the reference dense row: never optimistic
+        assert measured <= predicted + MAX_PREDICTION_ERROR_PP["optimized"], (measured, predicted)
 
 
 def test_issue_measurements_on_the_m4() -> None:
