@@ -27,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -47,10 +47,13 @@ CUSTOM_OP_MODELS = (REPO / "models" / "convdense.tflite", SHARED / "tflm_micro_s
 M33_MODELS = ("mlperf_ad_toycar_int8", "mlperf_kws_dscnn_int8", "mlperf_vww_mbv1_96_int8",
               "tflm_micro_speech_lstm_int8")
 FLAGS = {"original": ["--no-optimize"], "optimized": [], "custom-ops": ["--allow-custom-ops"],
-         "head30": ["--objective", "head", "--max-overhead", "30"]}
-# A record's mode -> (the harness's mode, objective, MAC budget %)
-HARNESS_MODE = {"original": ("original", "total", 0.0), "optimized": ("optimized", "total", 0.0),
-                "custom-ops": ("custom-ops", "total", 0.0), "head30": ("optimized", "head", 30.0)}
+         "head30": ["--objective", "head", "--max-overhead", "30"], "slowdown50": ["--max-slowdown", "50"]}
+# A record's mode -> (the harness's mode, objective, MAC budget %, slowdown budget %)
+HARNESS_MODE = {"original": ("original", "total", 0.0, None), "optimized": ("optimized", "total", 0.0, None),
+                "custom-ops": ("custom-ops", "total", 0.0, None), "head30": ("optimized", "head", 30.0, None),
+                "slowdown50": ("optimized", "total", 0.0, 50.0)}
+# The CMSIS-NN trade-off of the README: radar's memory when the run time is allowed
+SLOWDOWN_MODELS = (REPO / "models" / "radar.tflite",)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ def plan() -> list[Config]:
                 out += [Config(p, mode, kernels, cpu) for mode in ("original", "optimized", "head30")
                         for p in REPO_MODELS]
                 out += [Config(p, "custom-ops", kernels, cpu) for p in CUSTOM_OP_MODELS]
+                if kernels == "cmsis-nn":
+                    out += [Config(p, "slowdown50", kernels, cpu) for p in SLOWDOWN_MODELS]
     return out
 
 
@@ -109,9 +114,10 @@ def tool_version(tool: str) -> str:
 
 def measure(cfg: Config, tree: str, build_dir: str | None, meta: dict[str, Any]) -> dict[str, Any]:
     """One record: the device-run result, or the error that stopped it."""
-    mode, objective, max_overhead = HARNESS_MODE[cfg.mode]
+    mode, objective, max_overhead, max_slowdown = HARNESS_MODE[cfg.mode]
     opts = DeviceOptions(model=str(cfg.path), tree=tree, kernels=cfg.kernels, cpu=cfg.cpu, mode=mode,
-                         build_dir=build_dir, objective=objective, max_overhead=max_overhead)
+                         build_dir=build_dir, objective=objective, max_overhead=max_overhead,
+                         max_slowdown=max_slowdown)
     base = {"model": cfg.path.name, "mode": cfg.mode, "kernels": cfg.kernels, "cpu": cfg.cpu,
             "flags": FLAGS[cfg.mode] + (["--kernels", "cmsis-nn"] if cfg.kernels == "cmsis-nn" else []), **meta,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -164,6 +170,39 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _overhead(rec: dict[str, Any], base: Optional[dict[str, Any]]) -> str:
+    """Measured (predicted) instruction overhead of a rewritten record over its original."""
+    if base is None or rec["mode"] == "original":
+        return ""
+    measured = 100.0 * (rec["instructions_per_inference"] / base["instructions_per_inference"] - 1)
+    pred = rec.get("predicted_instructions"), rec.get("predicted_original_instructions")
+    predicted = f" ({100.0 * (pred[0] / pred[1] - 1):+.2f} %)" if all(pred) else ""
+    return f" {round(measured, 2) + 0.0:+.2f} %{predicted}"
+
+
+def summary_table(data: dict[str, Any], cpu: str = "cortex-m4") -> str:
+    """One row per (model, mode) on ``cpu``: for each kernel set the header, the smallest arena
+    that works and the instructions per inference with the overhead measured (predicted)."""
+    recs = [r for r in data["records"] if r["cpu"] == cpu and r.get("ran")]
+    by = {(r["model"], r["mode"], r["kernels"]): r for r in recs}
+    rows = ["| model | variant | reference: header / smallest | instructions, overhead measured (predicted) | "
+            "CMSIS-NN: header / smallest | instructions, overhead measured (predicted) |",
+            "|---|---|---:|---:|---:|---:|"]
+    order = {m: i for i, m in enumerate(("original", "optimized", "head30", "slowdown50", "custom-ops"))}
+    for model, mode in sorted({(r["model"], r["mode"]) for r in recs}, key=lambda k: (k[0], order.get(k[1], 9))):
+        cells = [model.removesuffix(".tflite"), mode]
+        for kernels in KERNELS:
+            r = by.get((model, mode, kernels))
+            if r is None:
+                cells += ["-", "-"]
+                continue
+            cells.append(f"{r['header_arena_bytes']:,} / {r['min_working_arena_bytes']:,}")
+            cells.append(f"{r['instructions_per_inference'] / 1e6:,.2f} M"
+                         f"{_overhead(r, by.get((model, 'original', kernels)))}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", action="append", default=[], metavar="KERNELS=DIR", help="TFLM tree per kernel set")
@@ -174,9 +213,20 @@ def main() -> int:
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--list", action="store_true", help="print the configurations and exit")
     ap.add_argument("--table", action="store_true", help="print the recorded data as a Markdown table and exit")
+    ap.add_argument("--summary", metavar="CPU", help="print the README's table for one CPU and exit")
+    ap.add_argument("--readme", action="store_true", help="write the Cortex-M4 summary into README.md and exit")
     args = ap.parse_args()
     if args.table:
         print(table(load(Path(args.out))))
+        return 0
+    if args.summary:
+        print(summary_table(load(Path(args.out)), args.summary))
+        return 0
+    if args.readme:
+        readme = REPO / "README.md"
+        text, begin, end = readme.read_text(), "<!-- device:begin -->", "<!-- device:end -->"
+        table_text = summary_table(load(Path(args.out)), "cortex-m4")
+        readme.write_text(text[:text.index(begin)] + f"{begin}\n{table_text}\n" + text[text.index(end):])
         return 0
     configs = selected(plan(), args.only)
     if args.list:

@@ -26,6 +26,7 @@ def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> Non
     mode.add_argument("--allow-custom-ops", action="store_true", help="as for optimize (FDT_PARTIAL kernel)")
     d.add_argument("--passes", default=None, help="as for optimize")
     d.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT", help="as for optimize")
+    d.add_argument("--max-slowdown", type=float, default=None, metavar="PCT", help="as for optimize")
     d.add_argument("--objective", choices=OBJECTIVES, default="total", help="as for optimize")
     d.add_argument("--build-dir", default=None, metavar="DIR",
                    help="where builds are kept, one per tree/kernels/machine (default ~/.cache/fdt-tflm/device)")
@@ -46,7 +47,7 @@ def options_from_args(args: argparse.Namespace) -> DeviceOptions:
     mode = "original" if args.no_optimize else "custom-ops" if args.allow_custom_ops else "optimized"
     return DeviceOptions(model=args.model, tree=args.tflm_tree, kernels=args.kernels, cpu=args.cpu, mode=mode,
                          machine=args.machine, build_dir=args.build_dir, timeout=args.timeout, passes=args.passes,
-                         max_overhead=args.max_overhead, objective=args.objective,
+                         max_overhead=args.max_overhead, objective=args.objective, max_slowdown=args.max_slowdown,
                          profile_ops=getattr(args, "profile_ops", False), bisect=not getattr(args, "no_bisect", False))
 
 

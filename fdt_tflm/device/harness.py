@@ -58,6 +58,7 @@ class DeviceOptions:
     timeout: float = 1800.0
     passes: Optional[str] = None
     max_overhead: float = 0.0
+    max_slowdown: Optional[float] = None  # as for optimize (None: its default budget)
     objective: str = "total"
     profile_ops: bool = False  # FDT_OP_PROFILE: instructions per operator (DeviceResult.op_instructions)
     bisect: bool = True  # False: FDT_PROBE_NO_BISECT, min_working_arena_bytes stays None
@@ -155,6 +156,7 @@ def _firmware_args(opts: DeviceOptions, out: Path) -> argparse.Namespace:
     return argparse.Namespace(
         model=opts.model, target="stm32", output=str(out), no_optimize=opts.mode == "original",
         passes=opts.passes, max_overhead=opts.max_overhead, objective=opts.objective, no_verify=False,
+        max_slowdown=opts.max_slowdown,
         allow_custom_ops=opts.mode == "custom-ops", prefix="fdt", kernels=opts.kernels, cpu=opts.cpu, part=None,
         target_ram=None, target_flash=None)
 

@@ -89,6 +89,7 @@ def add_firmware_parser(subparsers: Any, optimize_fn: Optional[Callable[[str, ar
     f.add_argument("--no-optimize", action="store_true", help="use the model as it is (only emit the project)")
     f.add_argument("--passes", default=None, help="as for optimize")
     f.add_argument("--max-overhead", type=float, default=0.0, metavar="PCT", help="as for optimize")
+    f.add_argument("--max-slowdown", type=float, default=None, metavar="PCT", help="as for optimize")
     f.add_argument("--objective", choices=OBJECTIVES, default="total", help="as for optimize")
     f.add_argument("--no-verify", action="store_true", help="as for optimize (not recommended)")
     f.add_argument("--allow-custom-ops", action="store_true", help="as for optimize (uses fdt_kernels/)")
