@@ -1,7 +1,7 @@
 """How hard the optimiser tries, as counts of work rather than seconds.
 
-Every search that used to stop on the wall clock stops on one of these budgets instead,
-so the same input gives the same bytes on any machine, at any load (issue #11).  A level
+Every search stops on one of these budgets, never on the wall clock, so the same input
+gives the same bytes on any machine, at any load.  A level
 1..5 scales all budgets roughly in proportion (level 2 is the default, level 4 does about
 twice its work); the run time follows the budgets, not the other way round.
 """

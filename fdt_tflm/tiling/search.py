@@ -15,10 +15,10 @@ the result is the same on any machine, at any load.
 The default objective is TFLM's total arena (planned head + persistent tail): every op and
 tensor a rewrite adds costs tail bytes (node/registration and eval-tensor structs, kernel
 op data), so a split that saves less head than it adds tail is rejected.  The tail is
-priced as the target pays it (``target``, default :data:`SEARCH_TARGET`: a Cortex-M4 with
-TFLM's reference kernels, the firmware's default; its 32-bit structs make each added op
-and tensor cost about half of what the 64-bit host interpreter's do, so splits that pay off
-on the device are no longer rejected for the host's sake).  The ``head`` objective
+priced as the target pays it (``target``: the TFLM build of ``Options.target``, default
+a Cortex-M4 with TFLM's reference kernels; its 32-bit structs make each added op and tensor
+cost about half of what the 64-bit host interpreter's do), and so are the kernel scratch and
+the instructions a ``max_slowdown`` budget bounds.  The ``head`` objective
 minimises the planned head instead (the activation arena the paper reports), subject to
 the total, on the target and on the host, never exceeding the input's as TFLM runs it (or
 what reorder + plan alone give, if that is more; :func:`head_caps`): never worse than the
