@@ -103,10 +103,14 @@ def test_tail_unchanged_by_reorder_and_plan():
 
 
 def test_unknown_op_is_reported_not_fatal():
+    """A custom op no table knows (a user's kernel) is reported and priced with an upper bound."""
     q = QNet(0)
     x = q.input([1, 4, 4, 4])
     m = q.output(q.unary(x, "EXP"))
-    assert unknown_ops(m) == ["EXP"]
+    exp = m.main.operators[0]
+    exp.opcode = m.opcode(32, 1, custom_code=b"MyVendorExp")
+    exp.options = None
+    assert unknown_ops(m) == ["MyVendorExp"]
     assert predict_tail(m) > 0
 
 

@@ -18,6 +18,13 @@ array of ``sizeof``/``alignof`` in the assembly:
 
 ``FdtPartialParams`` is our own custom kernel's (firmware_template/fdt_kernels).
 Kernel-local structs are keyed ``file:Name`` (``cmsis_nn/conv.cc:OpData``).
+
+The Signal library's op data (``signal/micro/kernels/*.cc``), kissfft's state structs
+(``third_party/kissfft`` through ``signal/src/kiss_fft_wrappers/kiss_fft_{int16,int32,float}.cc``)
+and the op data of the remaining builtin kernels (add_n.cc ... while.cc) were measured the
+same way (arm-none-eabi-g++ 12.2 and g++ against the firmware's tree /opt/tflm/reference,
+one probe TU per source).  ``assign_variable.cc:OpData`` exists only with
+``USE_TFLM_COMPRESSION`` (its Init is nullptr otherwise): 0 B on the Cortex-M build.
 """
 from __future__ import annotations
 
@@ -107,6 +114,36 @@ _BOTH: dict[str, Layout] = {
     "OpDataSvdf": Layout(36, 4),
     "OpDataDiv": Layout(28, 4),
     "OpDataMirrorPad": Layout(20, 4),
+    # Builtin params of the control-flow ops (flatbuffer_conversions.cc ParseIf/While/CallOnce).
+    "TfLiteIfParams": Layout(8, 4),
+    "TfLiteWhileParams": Layout(8, 4),
+    "TfLiteCallOnceParams": Layout(4, 4),
+    # Remaining builtin kernels' op data (tensorflow/lite/micro/kernels).
+    "add_n.cc:OpData": Layout(40, 4),
+    "batch_matmul.h:QuantizationOpDataBatchMatmul": Layout(28, 4),
+    "call_once.cc:OpData": Layout(8, 4),
+    "cumsum.cc:OpData": Layout(36, 4),
+    "elu.cc:OpData": Layout(256, 1),
+    "comparisons.cc:OpData": Layout(32, 4),
+    "if.cc:OpData": Layout(8, 4),
+    "while.cc:OpData": Layout(8, 4),
+    "SpaceToBatchParams": Layout(4, 4),
+    "select.cc:OpData": Layout(1, 1),
+    "squared_difference.cc:OpData": Layout(112, 8),
+    "var_handle.cc:OpData": Layout(4, 4),
+    "OpDataCircularBuffer": Layout(8, 4),
+    "detection_postprocess.cc:OpData": Layout(112, 4),
+    # Signal library (signal/micro/kernels) and kissfft.
+    "window.cc:TFLMSignalWindowParams": Layout(8, 4),
+    "energy.cc:TFLMSignalEnergyParams": Layout(8, 4),
+    "pcan.cc:TfLitePcanParams": Layout(4, 4),
+    "filter_bank_log.cc:TFLMSignalLogParams": Layout(8, 4),
+    "kiss_fft_state<int16>": Layout(268, 4),
+    "kiss_fft_state<int32>": Layout(272, 4),
+    "kiss_fft_state<float>": Layout(272, 4),
+    "kiss_fft_cpx<int16>": Layout(4, 2),
+    "kiss_fft_cpx<int32>": Layout(8, 4),
+    "kiss_fft_cpx<float>": Layout(8, 4),
 }
 
 # x86-64, compression build (the wheel).
@@ -153,6 +190,22 @@ _HOST64_ONLY: dict[str, Layout] = {
     "SoftmaxParams": Layout(80, 8),
     "transpose_conv.cc:OpData": Layout(88, 8),
     "fdt_partial_core.h:FdtPartialParams": Layout(72, 8),
+    "TfLiteVarHandleParams": Layout(16, 8),
+    "assign_variable.cc:OpData": Layout(4, 4),  # USE_TFLM_COMPRESSION only
+    "batch_matmul.h:OpDataBatchMatmul": Layout(32, 8),
+    "embedding_lookup.cc:OpData": Layout(16, 8),
+    "log_softmax.cc:LogSoftmaxOpData": Layout(40, 8),
+    "rfft.cc:TfLiteAudioFrontendRfftParams<T>": Layout(48, 8),  # the same for int16_t, int32_t, float
+    "irfft.cc:TfLiteAudioFrontendIrfftParams": Layout(32, 8),
+    "irfft_float.cc:IrfftFloatState": Layout(16, 8),
+    "filter_bank.cc:TFLMSignalFilterBankParams": Layout(64, 8),
+    "filter_bank_spectral_subtraction.cc:TFLMSignalSpectralSubtractionParams": Layout(56, 8),
+    "delay.cc:TFLMSignalFrontendDelayParams": Layout(32, 8),
+    "framer.cc:TFLMSignalFramerParams": Layout(40, 8),
+    "overlap_add.cc:TFLMSignalOverlapAddParams<T>": Layout(32, 8),  # int16_t and float alike
+    "stacker.cc:TFLMSignalStackerParams": Layout(56, 8),
+    "tflm_signal::CircularBuffer": Layout(40, 8),
+    "kiss_fftr_state": Layout(24, 8),
 }
 
 # Cortex-M (ILP32, short enums).
@@ -208,6 +261,22 @@ _CORTEX_M_ONLY: dict[str, Layout] = {
     "cmsis_nn/svdf.cc:CmsisNnOpDataSvdf": Layout(40, 4),
     "cmsis_nn/transpose_conv.cc:OpData": Layout(76, 4),
     "cmsis_nn/unidirectional_sequence_lstm.cc:OpData": Layout(912, 8),
+    "TfLiteVarHandleParams": Layout(8, 4),
+    "assign_variable.cc:OpData": Layout(0, 1),  # no Init without USE_TFLM_COMPRESSION
+    "batch_matmul.h:OpDataBatchMatmul": Layout(16, 4),
+    "embedding_lookup.cc:OpData": Layout(8, 4),
+    "log_softmax.cc:LogSoftmaxOpData": Layout(28, 4),
+    "rfft.cc:TfLiteAudioFrontendRfftParams<T>": Layout(32, 4),
+    "irfft.cc:TfLiteAudioFrontendIrfftParams": Layout(24, 4),
+    "irfft_float.cc:IrfftFloatState": Layout(8, 4),
+    "filter_bank.cc:TFLMSignalFilterBankParams": Layout(36, 4),
+    "filter_bank_spectral_subtraction.cc:TFLMSignalSpectralSubtractionParams": Layout(44, 4),
+    "delay.cc:TFLMSignalFrontendDelayParams": Layout(20, 4),
+    "framer.cc:TFLMSignalFramerParams": Layout(28, 4),
+    "overlap_add.cc:TFLMSignalOverlapAddParams<T>": Layout(24, 4),
+    "stacker.cc:TFLMSignalStackerParams": Layout(36, 4),
+    "tflm_signal::CircularBuffer": Layout(24, 4),
+    "kiss_fftr_state": Layout(12, 4),
 }
 
 HOST64 = Abi("host64", {**_BOTH, **_HOST64_ONLY},

@@ -12,13 +12,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir.graph import Model
+from ..ir.graph import Model, Operator, Subgraph
 from .head import predict_head
 from .cmsis_scratch import unmodelled_ops
-from .kernels import kernel_for
+from .kernels import kernel_for, unknown_scratch
+from .lifetimes import Interval, align
+from .reference_scratch import is_known
 from .replay import ARENA_ALIGN, UNBOUNDED, OutOfArena, Replay, replay
-from .scratch import scratch_intervals, scratch_requests
+from .scratch import scratch_requests
 from .target import Target
+
+
+def header_scratch(op: Operator, target: Target) -> list[int]:
+    """The scratch requests the header charges for ``op``: what TFLM was measured to request
+    (learned), else for a kernel the op catalog does not know (custom ops: the Signal
+    library's SignalRfft, TFLite_Detection_PostProcess) what its source requests (the kernel
+    table's ``scratch``; none for a table kernel without one; the bound
+    :func:`.kernels.unknown_scratch` for an op in no table), else :func:`.scratch.scratch_requests`."""
+    if op.learned_scratch is None and not is_known(op):
+        k = kernel_for(op.key.table_name, target.kernels)
+        if k is None:
+            return unknown_scratch(op)  # the upper bound (kernels.unknown_bound)
+        return [b for b in (k.scratch(op) if k.scratch is not None else []) if b > 0]
+    return scratch_requests(op, target)
+
+
+def header_scratch_intervals(sg: Subgraph, target: Target) -> list[Interval]:
+    """:func:`.scratch.scratch_intervals` with :func:`header_scratch`: one planner buffer per
+    request, alive only at its op's step."""
+    return [Interval(None, align(b), i + 1, i + 1, -1)
+            for i, op in enumerate(sg.operators) for b in header_scratch(op, target)]
 
 
 
@@ -62,7 +85,7 @@ class TargetArena:
 
 
 def _run(model: Model, target: Target, size: int, head: int, split: bool = False) -> Replay:
-    return replay(model, target, size, head, lambda op: scratch_requests(op, target), split=split)
+    return replay(model, target, size, head, lambda op: header_scratch(op, target), split=split)
 
 
 def _works(model: Model, target: Target, size: int, head: int, split: bool) -> bool:
@@ -92,7 +115,7 @@ def min_working_arena(model: Model, target: Target, head: int, split: bool = Fal
 
 def unmodelled(model: Model, target: Target) -> tuple[str, ...]:
     ops = [op for sg in model.subgraphs for op in sg.operators]
-    missing = {op.type for op in ops if kernel_for(op.type, target.kernels) is None}
+    missing = {op.type for op in ops if kernel_for(op.key.table_name, target.kernels) is None}
     if target.kernels == "cmsis-nn":
         missing |= set(unmodelled_ops(ops))
     return tuple(sorted(missing))
@@ -102,7 +125,7 @@ def predict_arena(model: Model, target: Target) -> TargetArena:
     """Head, tail, scratch, temporary need, smallest working arena and header for ``model`` on
     ``target`` (subgraph 0 planned; TFLM plans further subgraphs alongside)."""
     planned = predict_head(model).head
-    head = predict_head(model, scratch=scratch_intervals(model.main, target)).head
+    head = predict_head(model, scratch=header_scratch_intervals(model.main, target)).head
     need = min_working_arena(model, target, head)
     tail = _run(model, target, UNBOUNDED, head).tail
     split_tail = _run(model, target, UNBOUNDED, head, split=True).tail

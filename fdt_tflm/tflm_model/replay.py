@@ -7,7 +7,8 @@ single_arena_buffer_allocator.cc), with the target's struct layouts and kernels:
 1. allocator objects (tail), the builtin-data allocator, the scratch-request buffer at the
    head (``ScratchBufferRequest`` x 12, resizable), ``SubgraphAllocations``, one
    ``TfLiteEvalTensor`` per tensor, one ``NodeAndRegistration`` per op;
-2. each op's builtin params, then every kernel's Init (op data, 16-byte aligned);
+2. each op's builtin params, then every kernel's Init (op data and the arrays Init
+   allocates, e.g. SignalRfft's kissfft state; 16-byte aligned each);
 3. per op, Prepare: temporary ``TfLiteTensor``s (+ quantisation structs) at the head while
    the kernel allocates persistent arrays at the tail; temps are reset after the op and the
    request buffer is resized to (requests so far + 12);
@@ -19,7 +20,9 @@ single_arena_buffer_allocator.cc), with the target's struct layouts and kernels:
 
 The arena starts 16-byte aligned (``alignas(16)`` in the firmware; the host's allocation
 is malloc'd) and ends at ``start + N``.  Every failure check is TFLM's, including that a
-persistent allocation is checked against the head but not against temporaries.
+persistent allocation is checked against the head but not against temporaries.  An op
+whose kernel is in no table is charged :func:`.kernels.unknown_bound` (an upper bound over
+the tables' kernels), never less.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from typing import Callable, Iterator, Optional
 
 from ..ir.graph import Model, Operator, Tensor
 from .abi import ABI_TABLES, Abi
-from .kernels import PARAMS_STRUCT, UNKNOWN_OP_DATA, Kernel, kernel_for
+from .kernels import PARAMS_STRUCT, Kernel, UnknownKernel, kernel_for, unknown_bound
 from .target import Target
 
 ARENA_ALIGN = 16  # MicroArenaBufferAlignment()
@@ -130,7 +133,19 @@ class Replay:
 
 
 def kernel_of(op: Operator, target: Target) -> Optional[Kernel]:
-    return kernel_for(op.type, target.kernels)
+    return kernel_for(op.key.table_name, target.kernels)
+
+
+def charged_kernel(op: Operator, target: Target, abi: Abi) -> Kernel:
+    """The kernel the replay charges for ``op``: its table entry, else the upper bound."""
+    k = kernel_of(op, target)
+    return unknown_bound(abi) if k is None else k
+
+
+def op_data_bytes(abi: Abi, k: Kernel) -> int:
+    if isinstance(k, UnknownKernel):
+        return k.op_data_bytes
+    return abi[k.op_data].size if k.op_data else 0
 
 
 def _tensor_structs(abi: Abi, t: Tensor) -> Iterator[tuple[int, int]]:
@@ -152,11 +167,11 @@ def _temp_slots(op: Operator, token: str) -> list[Optional[Tensor]]:
     return [group[i] if i < len(group) else None]
 
 
-def _prepare(arena: Arena, abi: Abi, op: Operator, kernel: Optional[Kernel], with_temps: bool) -> None:
-    temps = kernel.temps if kernel is not None else ("*",)
-    for token in temps if with_temps else ("P",):
+def _prepare(arena: Arena, abi: Abi, op: Operator, kernel: Kernel, arrays: list[int], with_temps: bool) -> None:
+    """Prepare: the temporaries in the kernel's order, its persistent ``arrays`` at "P"."""
+    for token in kernel.temps_of(op) if with_temps else ("P",):
         if token == "P":
-            for b in (kernel.prepare(op) if kernel is not None else []):
+            for b in arrays:
                 if b > 0:
                     arena.persistent(b, ARENA_ALIGN)
             continue
@@ -187,18 +202,22 @@ def replay(model: Model, target: Target, size: int, head: int,
     _start_model_allocation(a, abi, model)
     ops = [op for sg in model.subgraphs for op in sg.operators]
     for op in ops:
-        p = PARAMS_STRUCT.get(op.type)
+        p = PARAMS_STRUCT.get(op.key.table_name)
         if p is not None:
             a.persistent(abi[p].size, abi[p].align)
-    for op in ops:
-        k = kernel_of(op, target)
-        data = UNKNOWN_OP_DATA if k is None else (abi[k.op_data].size if k.op_data else 0)
+    kernels = [charged_kernel(op, target, abi) for op in ops]
+    arrays = [k.prepare(op, abi) for op, k in zip(ops, kernels)]
+    for op, k, arr in zip(ops, kernels, arrays):  # Init: op data, then what Init allocates
+        data = op_data_bytes(abi, k)
         if data:
             a.persistent(data, ARENA_ALIGN)
+        for b in arr[:k.init_arrays]:
+            if b > 0:
+                a.persistent(b, ARENA_ALIGN)
     req = abi["ScratchBufferRequest"]
     n_scratch = 0
-    for op in ops:
-        _prepare(a, abi, op, kernel_of(op, target), with_temps)
+    for op, k, arr in zip(ops, kernels, arrays):
+        _prepare(a, abi, op, k, arr[k.init_arrays:], with_temps)
         n_scratch += len(scratch(op))
         a.reset_temp()
         a.resize_head(_up(0, req.align) + req.size * (n_scratch + MAX_SCRATCH_PER_OP))

@@ -10,7 +10,7 @@ target's compiler) and kernels (:mod:`fdt_tflm.tflm_model.kernels`).
 
 The default target is the 64-bit host interpreter, the oracle every measured number comes
 from (tests/test_tail.py pins it against TFLM); a Cortex-M's tail is about half of it.
-Ops missing from the kernel table are priced at ``UNKNOWN_OP_DATA`` and reported by
+Ops missing from the kernel tables are charged an upper bound (:func:`.kernels.unknown_bound`) and reported by
 :func:`unknown_ops`.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Optional
 
 from ..ir.graph import Model, Operator
 from .abi import ABI_TABLES
-from .kernels import PARAMS_STRUCT, REFERENCE, UNKNOWN_OP_DATA, kernel_for
-from .replay import ARENA_ALIGN, UNBOUNDED, replay
+from .kernels import PARAMS_STRUCT, REFERENCE
+from .replay import ARENA_ALIGN, UNBOUNDED, charged_kernel, op_data_bytes, replay
 from .scratch import scratch_requests
 from .target import HOST, Target
 
@@ -36,10 +36,8 @@ def op_tail_bytes(op: Operator, target: Target) -> int:
     abi = ABI_TABLES[target.abi]
     params = PARAMS_STRUCT.get(op.key.table_name)
     total = _up(abi[params].size, abi[params].align) if params is not None else 0
-    k = kernel_for(op.key.table_name, target.kernels)
-    data = UNKNOWN_OP_DATA if k is None else (abi[k.op_data].size if k.op_data else 0)
-    arrays = k.prepare(op) if k is not None else []
-    return total + _up(data, ARENA_ALIGN) + sum(_up(b, ARENA_ALIGN) for b in arrays if b > 0)
+    k = charged_kernel(op, target, abi)  # the table's, else the replay's upper bound
+    return total + _up(op_data_bytes(abi, k), ARENA_ALIGN) + sum(_up(b, ARENA_ALIGN) for b in k.prepare(op) if b > 0)
 
 
 def op_tail(op: Operator, target: Target) -> int:
@@ -52,7 +50,7 @@ def op_tail(op: Operator, target: Target) -> int:
 
 def unknown_ops(model: Model) -> list[str]:
     """Op types whose kernel data is not in the table (priced with a guess)."""
-    return sorted({op.type for sg in model.subgraphs for op in sg.operators if op.type not in REFERENCE})
+    return sorted({op.type for sg in model.subgraphs for op in sg.operators if op.key.table_name not in REFERENCE})
 
 
 def predict_tail(model: Model, target: Target = HOST) -> int:
