@@ -13,8 +13,8 @@ replaying TFLM's allocations with the target's struct layouts and kernels
 FDT_PARTIAL custom op are sized the same way.  The header rounds it up to the 16-byte
 buffer alignment; the arena array must be ``alignas(16)``.
 
-An explicit :class:`ArenaInfo` (a host measurement, or any numbers a caller wants)
-still sizes the header as before: ``tail + max(head, temp_peak) + ALIGNMENT_MARGIN``.
+An explicit :class:`ArenaInfo` (a host measurement, or any numbers a caller wants) sizes
+the header as ``tail + max(head, temp_peak) + ALIGNMENT_MARGIN``.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class EmitResult:
 def measure_arena(model_bytes: bytes, original_bytes: Optional[bytes] = None,
                   original_total: Optional[int] = None) -> ArenaInfo:
     """The host interpreter's arena for the model, measured: one run for head and tail, a
-    bisection for the smallest arena that allocates.  (The header no longer needs it: see
+    bisection for the smallest arena that allocates.  (The header is sized without a run by
     :func:`fdt_tflm.tflm_model.predict_arena`, which also sizes models with custom ops.)"""
     from ..tflm_model.head import predict_head
     from ..verify import make_inputs, run
@@ -98,12 +98,12 @@ def measure_arena(model_bytes: bytes, original_bytes: Optional[bytes] = None,
     res = run(model_bytes, make_inputs(model, 1, seed=0), runtime="tflm")
     if not res.ok or res.head is None or res.tail is None:
         raise FdtError(f"TFLM could not run the model to measure its arena: {res.error or 'no allocation report'}")
-    need = min_working_arena(model_bytes, res.total)
+    need = host_min_working_arena(model_bytes, res.total)
     return ArenaInfo(res.head, res.tail, min(planned, res.head), max(0, res.head - planned), original_total,
                      temp_peak=need - res.tail if need > res.total else 0)
 
 
-def min_working_arena(model_bytes: bytes, total: int, timeout: float = 300.0) -> int:
+def host_min_working_arena(model_bytes: bytes, total: int, timeout: float = 300.0) -> int:
     """Smallest arena (>= TFLM's reported ``total``) in which the host TFLM allocates the model."""
     with tempfile.TemporaryDirectory(prefix="fdt_tflm_") as tmp:
         path = os.path.join(tmp, "model.tflite")
