@@ -113,9 +113,11 @@ def test_float_partial_sum_end_through_optimize():
     c = q.conv2d(q.depthwise(q.conv2d(x, 32, kernel=(1, 1))), 8, kernel=(1, 1))
     m = q.output(q.pool(c, "AVERAGE", size=24, stride=24))
     original = write_model(m)
-    # the summing ADDs cost far more instructions than MACs (about +29 % predicted): only
-    # without a slowdown budget; the default (1 % + the MAC budget) refuses the rewrite
-    assert fdt_tflm.optimize(m, max_overhead=5, progress=False, samples=2).report.paths == []
+    # the summing ADDs cost more instructions than MACs: the default budget (1 % + the MAC
+    # budget = 6 %) bounds the predicted run time of what it takes; without a budget the
+    # search may split further
+    bounded = fdt_tflm.optimize(m, max_overhead=5, progress=False, samples=2).report
+    assert bounded.max_slowdown_pct == 6.0 and bounded.instruction_overhead_pct <= 6.0
     res = fdt_tflm.optimize(m, max_overhead=5, progress=False, samples=2, max_slowdown=math.inf)
     r = res.report
     assert [(p["kind"], p["end"]) for p in r["paths"]] == [("FDT", "partial")]
