@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .analysis import check_optimizable, predicted_head, summary
-from .catalog.ops import FDT_PARTIAL_CODE
+from .catalog.ops import FDT_PARTIAL_CODE, RewriteKind
 from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
 from .tflm_model.instructions import predict_instructions, table_label
 from .tflm_model.offline_plan import check_offline_plan
@@ -512,7 +512,7 @@ def _plan_facts(cand: Candidate) -> dict:
 def _path_entry(p) -> PathEntry:
     ops = [f"{i}:{t}" for i, t in zip(p.ops, p.op_types)] if len(p.op_types) == len(p.ops) else [str(i) for i in p.ops]
     tiles = None if p.tiles is None else [list(a) if isinstance(a, tuple) else a for a in p.tiles]
-    return PathEntry(p.kind, ops, list(p.op_types), int(p.parts), p.end, tiles, int(p.total_before),
+    return PathEntry(RewriteKind(p.kind).value, ops, list(p.op_types), int(p.parts), p.end, tiles, int(p.total_before),
                      int(p.total_after), float(p.mac_overhead_pct), float(p.instruction_overhead_pct))
 
 

@@ -28,6 +28,7 @@ padding at all, whatever this field says (``tiling.ffmt.AxisGeom.same_matches``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping, Optional, Union
 
@@ -141,6 +142,14 @@ class OpInfo:
     def weighted(self) -> bool:
         """Has constant weights (float activations with int weights make a hybrid model)."""
         return bool(self.roles.weights)
+
+
+class RewriteKind(str, Enum):
+    """The rewrites the tiling search applies (its candidates' and the report's path ``kind``)."""
+
+    FDT = "FDT"  # channel split: concatenated, or a float partial-sum end of stock ADDs
+    FFMT = "FFMT"  # spatial tiles with recomputed halos
+    PARTIAL = "FDT_PARTIAL"  # channel split ending in our int8 partial-sum kernel (--allow-custom-ops)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..catalog.ops import CREATED, FDT_PARTIAL_CODE, MacKind, info
+from ..catalog.ops import CREATED, RewriteKind, FDT_PARTIAL_CODE, MacKind, info
 from ..errors import FdtError
 from ..ir.graph import Buffer, Model, Operator, Subgraph, Tensor
 from ..ir.surgery import fork
@@ -257,7 +257,7 @@ class PartialCandidate:
 
     ops: tuple[int, ...]
     parts: int
-    kind: str = CREATED.partial
+    kind: RewriteKind = RewriteKind.PARTIAL
     needs_custom_kernel: bool = True
 
     def apply(self, model: Model) -> Model:

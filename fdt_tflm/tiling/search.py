@@ -35,6 +35,7 @@ from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
 from ..ir.graph import Model, Operator, Subgraph
 from ..catalog.macs import graph_macs
+from ..catalog.ops import RewriteKind
 from ..ir.surgery import detach, fork
 from ..memory.heuristics import best_heuristic
 from ..memory.ilp import lower_bound, share_set
@@ -155,7 +156,7 @@ class ChosenPath:
     """One applied rewrite.  ``ops`` are operator indices in the model as it was when the
     rewrite was applied (earlier rewrites renumber operators)."""
 
-    kind: str  # "FDT" | "FFMT"
+    kind: RewriteKind  # FDT (also for the FDT_PARTIAL end, see ``end``) or FFMT
     ops: list[int]
     op_types: list[str]
     parts: int
@@ -193,22 +194,22 @@ class SearchResult:
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Candidate:
-    kind: str
+    kind: RewriteKind
     ops: tuple[int, ...]
     parts: int
     end: str = "concat"
     tiles: Optional[Tiles] = None
 
     def apply(self, model: Model) -> Model:
-        if self.kind == "FDT":
+        if self.kind == RewriteKind.FDT:
             return apply_fdt(model, self.ops, self.parts, self.end)
         return apply_ffmt(model, self.ops, self.tiles)
 
     def label(self, sg: Subgraph) -> str:
         types = "+".join(sg.operators[i].type for i in self.ops)
-        how = f"x{self.parts}" + ("" if self.end == "concat" else " partial") if self.kind == "FDT" \
+        how = f"x{self.parts}" + ("" if self.end == "concat" else " partial") if self.kind == RewriteKind.FDT \
             else f"{self.tiles[0]}x{self.tiles[1]}"
-        return f"{self.kind} {list(self.ops)} {types} {how}"
+        return f"{self.kind.value} {list(self.ops)} {types} {how}"
 
 
 def peak_seeds(sg: Subgraph, order: Sequence[Operator], k: int = SEEDS_PER_ROUND) -> list[int]:
@@ -260,7 +261,7 @@ def fdt_candidates(sg: Subgraph, seeds: Sequence[int], parts: Sequence[int] = DE
                 continue
             limit = max_concat_parts() if end == "concat" else channels
             for p in parts:
-                c = Candidate("FDT", ops, p, end)
+                c = Candidate(RewriteKind.FDT, ops, p, end)
                 if p <= min(channels, limit) and c not in seen:
                     seen.add(c)
                     out.append(c)
@@ -279,7 +280,7 @@ def _ffmt_candidates(model: Model, seeds: Sequence[int], max_overhead: float, ra
     for c in cands:
         if seedset.intersection(c.path):
             rows, cols = tile_counts(c.tiles)
-            out.append(Candidate("FFMT", tuple(c.path), rows * cols, tiles=tuple(c.tiles)))
+            out.append(Candidate(RewriteKind.FFMT, tuple(c.path), rows * cols, tiles=tuple(c.tiles)))
     return out
 
 
@@ -416,7 +417,7 @@ class _Search:
         coarse = {ops: c for ops, c in coarse.items() if c != reps[ops]}
         out += self._price(view, current, list(coarse.values()), tag, best)
         done = {ops: {rep} | ({coarse[ops]} if ops in coarse else set()) for ops, rep in reps.items()}
-        first = sorted((r for r in out if r.cand.kind == "FFMT"), key=lambda r: r.key(self.objective))
+        first = sorted((r for r in out if r.cand.kind == RewriteKind.FFMT), key=lambda r: r.key(self.objective))
         top = list(dict.fromkeys(r.cand.ops for r in first))[:FFMT_CHAINS_PER_ROUND if expand else 0]
         out += self._price(view, current, [c for ops in top for c in chains[ops] if c not in done[ops]], tag, best)
         out.sort(key=lambda r: r.key(self.objective))
@@ -457,21 +458,21 @@ class _Search:
             r.slowdown = 100.0 * (predict_instructions(r.model, target=self.target) - self.orig_instructions) / self.orig_instructions
         return r.slowdown
 
-    def exact(self, m: Model, kind: str) -> Estimate:
+    def exact(self, m: Model, kind: RewriteKind) -> Estimate:
         """The full estimate of one candidate.  Spatial tilings keep the region order the cost
         view found (their many independent tile chains make the scheduler's search wide, and the
         reorder pass reschedules the winner anyway); other rewrites are rescheduled, since where
         other branches run beside the split matters (radar's three branches)."""
         self.exact_done += 1
         return estimate(m, exact=True, keep_order=True, target=self.target, effort=self.effort,
-                        schedule=kind != "FFMT")
+                        schedule=kind != RewriteKind.FFMT)
 
     def best_exact(self, ranked: Sequence[_Ranked], cur: Estimate, n_paths: int) -> Optional[tuple[_Ranked, Estimate]]:
         """The best of the top cheap candidates under the full planner, if it beats ``cur``.
         Head objective: also the best few FFMT candidates (their cheap head is no lower bound)."""
         best: Optional[tuple[_Ranked, Estimate]] = None
         head_ffmt = [] if self.objective != "head" else [
-            r for r in ranked if r.cand.kind == "FFMT" and r.est.head < cur.head
+            r for r in ranked if r.cand.kind == RewriteKind.FFMT and r.est.head < cur.head
             and self.allowed(r.est, FFMT_CAP_SLACK)][:FFMT_EXACT_PER_ROUND]
         top: list[_Ranked] = []
         for r in ranked:
@@ -549,8 +550,8 @@ def _representative(cands: Sequence[Candidate]) -> Candidate:
 
 def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int, slow: float) -> ChosenPath:
     c = r.cand
-    custom = c.kind not in ("FDT", "FFMT")  # the FDT_PARTIAL custom-kernel end
-    return ChosenPath("FDT" if custom else c.kind, list(c.ops), [sg.operators[i].type for i in c.ops], c.parts,
+    custom = c.kind == RewriteKind.PARTIAL  # reported as FDT with the custom-partial end
+    return ChosenPath(RewriteKind.FDT if custom else c.kind, list(c.ops), [sg.operators[i].type for i in c.ops], c.parts,
                       "custom-partial" if custom else c.end, getattr(c, "tiles", None), before, after,
                       round(r.overhead, 3), round(slow, 3))
 
