@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 from .analysis import check_optimizable, predicted_head, summary
 from .catalog.ops import FDT_PARTIAL_CODE, RewriteKind
 from .effort import DEFAULT_LEVEL, Effort, effort as effort_budgets
+from .tflm_model.head import ArenaBytes
 from .tflm_model.instructions import predict_instructions, table_label
 from .tflm_model.offline_plan import check_offline_plan
 from .tflm_model.target import CORTEX_M4, Target
@@ -96,19 +97,10 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Arena:
+class Arena(ArenaBytes):
     """A model's arena: TFLM's measurement, or the planner's prediction."""
 
-    head: int
-    tail: int
-    measured: bool
-
-    @property
-    def total(self) -> int:
-        return self.head + self.tail
-
-    def within(self, other: "Arena") -> bool:
-        return self.head <= other.head and self.total <= other.total
+    measured: bool = False
 
 
 @dataclass(frozen=True)

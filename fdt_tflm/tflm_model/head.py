@@ -10,6 +10,24 @@ from .lifetimes import Interval, lifetimes
 from .offline_plan import ONLINE, read_plan
 
 
+@dataclass(frozen=True)
+class ArenaBytes:
+    """The one shape of an arena result: TFLM's non-persistent head and persistent tail.
+    Estimates, prices and measurements extend it with what they add (exactness, the host's
+    tail, MACs, whether TFLM measured it)."""
+
+    head: int
+    tail: int
+
+    @property
+    def total(self) -> int:
+        return self.head + self.tail
+
+    def within(self, other: "ArenaBytes") -> bool:
+        """Head and total each no larger than ``other``'s."""
+        return self.head <= other.head and self.total <= other.total
+
+
 @dataclass
 class ArenaPrediction:
     head: int

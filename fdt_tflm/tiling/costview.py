@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Sequence
 
+from ..tflm_model.head import ArenaBytes
 from ..tflm_model.instructions import cost_table, op_instructions, predict_instructions
 from ..ir.graph import Model, Operator, Tensor
 from ..catalog.macs import graph_macs, op_macs
@@ -87,16 +88,14 @@ class View:
 
 
 @dataclass(frozen=True)
-class Priced:
+class Priced(ArenaBytes):
     """A candidate's estimate: ``head`` is the peak live bytes of ``order`` (the candidate's
     stored order with its region in the best order found)."""
 
-    head: int
-    tail: int
-    host_tail: int
-    macs: int
-    instructions: int
-    order: tuple[Operator, ...]
+    host_tail: int = 0
+    macs: int = 0
+    instructions: int = 0
+    order: tuple[Operator, ...] = ()
 
 
 @dataclass(frozen=True)

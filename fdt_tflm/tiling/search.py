@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence, Union
 
+from ..tflm_model.head import ArenaBytes
 from ..tflm_model.instructions import predict_instructions
 from ..effort import DEFAULT_EFFORT, Effort
 from ..errors import FdtError
@@ -82,18 +83,12 @@ SEARCH_TARGET: Target = CORTEX_M4
 # Evaluation: what the memory passes (reorder, plan) will make of a model, plus the tail
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Estimate:
+class Estimate(ArenaBytes):
     """Arena estimate of a model after reordering and planning: head (planned or peak-live
     bytes) + predicted persistent tail."""
 
-    head: int
-    tail: int
-    exact: bool  # head from the offset planner (else the peak-live lower bound)
+    exact: bool = False  # head from the offset planner (else the peak-live lower bound)
     host_tail: int = 0  # the 64-bit host interpreter's tail: what the never-worse guard measures
-
-    @property
-    def total(self) -> int:
-        return self.head + self.tail
 
     @property
     def host_total(self) -> int:
