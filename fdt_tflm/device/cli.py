@@ -35,6 +35,9 @@ def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> Non
                    help="also measure instructions per operator (one more Invoke with a TFLM profiler)")
     d.add_argument("--no-bisect", action="store_true",
                    help="skip the search for the smallest working arena (faster; reported as -)")
+    d.add_argument("--two-arenas", action="store_true",
+                   help="build with FDT_TWO_ARENAS (separate persistent and non-persistent arenas of the header's "
+                   "sizes) and measure both: enough, 32 B less, smallest of each")
     d.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(args: argparse.Namespace) -> int:
@@ -48,7 +51,8 @@ def options_from_args(args: argparse.Namespace) -> DeviceOptions:
     return DeviceOptions(model=args.model, tree=args.tflm_tree, kernels=args.kernels, cpu=args.cpu, mode=mode,
                          machine=args.machine, build_dir=args.build_dir, timeout=args.timeout, passes=args.passes,
                          max_overhead=args.max_overhead, objective=args.objective, max_slowdown=args.max_slowdown,
-                         profile_ops=getattr(args, "profile_ops", False), bisect=not getattr(args, "no_bisect", False))
+                         profile_ops=getattr(args, "profile_ops", False), bisect=not getattr(args, "no_bisect", False),
+                         two_arenas=getattr(args, "two_arenas", False))
 
 
 def format_result(r: DeviceResult) -> str:
@@ -66,6 +70,13 @@ def format_result(r: DeviceResult) -> str:
              f"  instructions / inference   {num(r.instructions_per_inference)} measured, "
              f"{num(r.predicted_instructions)} predicted ({r.cpu}, {r.kernels} kernels)",
              f"  model sha256               {r.model_sha256}"]
+    if r.two_arenas_allocate is not None:
+        lines += [f"  two arenas (header)        persistent {num(r.persistent_header_bytes)} B, "
+                  f"non-persistent {num(r.non_persistent_header_bytes)} B: runs {yes[r.two_arenas_allocate]}",
+                  f"  fails with 32 B less       persistent {yes[r.persistent_fails_minus_32]}, "
+                  f"non-persistent {yes[r.non_persistent_fails_minus_32]}",
+                  f"  smallest working           persistent {num(r.min_persistent_bytes)} B, "
+                  f"non-persistent {num(r.min_non_persistent_bytes)} B"]
     if r.op_instructions is not None:
         lines.append(f"  instructions per operator  {', '.join(f'{v:,}' for v in r.op_instructions)}")
     return "\n".join(lines + [f"  note: {n}" for n in r.notes])

@@ -6,7 +6,10 @@ project is instantiated by the ``firmware`` subcommand's own code (``cmd_firmwar
 what is measured is what users get; the application is built with FDT_ARENA_PROBE and
 FDT_SYSTICK_COUNT (``common/fdt_probe.inc``), which only add lines after the normal ones.
 ``profile_ops`` adds FDT_OP_PROFILE (instructions per operator, from one more Invoke with a
-profiler); ``bisect=False`` adds FDT_PROBE_NO_BISECT (no smallest-arena search).
+profiler); ``bisect=False`` adds FDT_PROBE_NO_BISECT (no smallest-arena search);
+``two_arenas`` adds FDT_TWO_ARENAS: the firmware's interpreter gets the header's persistent and
+non-persistent arenas (``MicroAllocator::Create`` with two buffers), and the probe checks both
+sizes, each 32 B short, and the smallest of each (the ``two_arenas`` / ``*persistent*`` fields).
 
 Builds are expensive, so there is one CMake build directory per (TFLM tree, kernels,
 machine, optional probe defines) under ``build_dir``: TFLM is compiled once and each model
@@ -41,6 +44,7 @@ TOOLS = ("cmake", "arm-none-eabi-g++", "qemu-system-arm")
 PROBE_DEFINES = ("FDT_ARENA_PROBE", "FDT_SYSTICK_COUNT")
 OP_PROFILE_EVENT_BYTES = 8  # FDT_OP_PROFILE's static storage per kept event (fdt_probe.inc)
 _HEADER_RE = re.compile(r"#define\s+FDT_TENSOR_ARENA_SIZE\s+(\d+)")
+_SPLIT_RE = {k: re.compile(rf"#define\s+FDT_{k}_ARENA_SIZE\s+(\d+)") for k in ("PERSISTENT", "NON_PERSISTENT")}
 OptimizeFn = Callable[[str, argparse.Namespace], Any]
 
 
@@ -62,10 +66,12 @@ class DeviceOptions:
     objective: str = "total"
     profile_ops: bool = False  # FDT_OP_PROFILE: instructions per operator (DeviceResult.op_instructions)
     bisect: bool = True  # False: FDT_PROBE_NO_BISECT, min_working_arena_bytes stays None
+    two_arenas: bool = False  # FDT_TWO_ARENAS: persistent + non-persistent arena (DeviceResult.two_arenas_*)
 
     def extra_defines(self) -> tuple[str, ...]:
         """The optional probe defines (their set keys the build directory)."""
-        return (("FDT_OP_PROFILE",) if self.profile_ops else ()) + (() if self.bisect else ("FDT_PROBE_NO_BISECT",))
+        return ((("FDT_OP_PROFILE",) if self.profile_ops else ()) + (() if self.bisect else ("FDT_PROBE_NO_BISECT",))
+                + (("FDT_TWO_ARENAS",) if self.two_arenas else ()))
 
 
 @dataclass
@@ -101,6 +107,18 @@ class DeviceResult:
     # the instruction model's prediction for this CPU and kernel set (the report's figures)
     predicted_instructions: Optional[int] = None
     predicted_original_instructions: Optional[int] = None
+    # --two-arenas (FDT_TWO_ARENAS): the header's FDT_PERSISTENT_ARENA_SIZE and
+    # FDT_NON_PERSISTENT_ARENA_SIZE; whether AllocateTensors and Invoke succeed with both, and
+    # fail with 32 B less in one (the other unchanged); the smallest working size of each (the
+    # other at its header size; None: not even the probe's buffer works, or --no-bisect).
+    # With --two-arenas the normal run (allocates_in_header, arena_used_bytes) uses the two.
+    persistent_header_bytes: Optional[int] = None
+    non_persistent_header_bytes: Optional[int] = None
+    two_arenas_allocate: Optional[bool] = None
+    persistent_fails_minus_32: Optional[bool] = None
+    non_persistent_fails_minus_32: Optional[bool] = None
+    min_persistent_bytes: Optional[int] = None
+    min_non_persistent_bytes: Optional[int] = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -169,6 +187,28 @@ def read_header(proj: Path) -> int:
     return int(m.group(1))
 
 
+def read_split_header(proj: Path) -> tuple[int, int]:
+    """FDT_PERSISTENT_ARENA_SIZE and FDT_NON_PERSISTENT_ARENA_SIZE from the arena header."""
+    text = (proj / "generated" / "fdt_arena.h").read_text()
+    out = []
+    for k, rx in _SPLIT_RE.items():
+        m = rx.search(text)
+        if m is None:
+            raise FdtError(f"no FDT_{k}_ARENA_SIZE in {proj / 'generated' / 'fdt_arena.h'}")
+        out.append(int(m.group(1)))
+    return out[0], out[1]
+
+
+def two_arena_buffers(persistent: int, non_persistent: int, room: int) -> tuple[int, int]:
+    """The probe's two buffers (FDT_PROBE_PERSISTENT_SIZE / _NON_PERSISTENT_SIZE): each
+    twice its header size + 1 KB (so that a size the header gets wrong is still found), less
+    in proportion when both do not fit in ``room`` bytes (the firmware lays them side by side
+    in the probe's single-arena buffer, which is used at other times)."""
+    want = (persistent + 1024, non_persistent + 1024)
+    scale = min(1.0, max(0, room - persistent - non_persistent - 32) / sum(want))
+    return ((persistent + int(want[0] * scale)) // 16 * 16, (non_persistent + int(want[1] * scale)) // 16 * 16)
+
+
 def instantiate_project(opts: DeviceOptions, proj: Path, optimize_fn: Optional[OptimizeFn]) -> bytes:
     """Write the project exactly as ``fdt-tflm firmware`` does; returns the firmware's model
     bytes.  The subcommand's printout (a board's flashing steps) is not shown: what runs is
@@ -212,11 +252,19 @@ def n_events(model_bytes: bytes) -> int:
     return max(1, sum(len(sg.operators) for sg in read_model(model_bytes).subgraphs))
 
 
-def probe_defines(opts: DeviceOptions, machine: Machine, header: int, model_bytes: bytes) -> tuple[str, ...]:
+def probe_defines(opts: DeviceOptions, machine: Machine, header: int, model_bytes: bytes,
+                  split: Optional[tuple[int, int]] = None) -> tuple[str, ...]:
     """The application's defines: the probe, its buffer, and the optional ones.  The op
-    profile's storage comes out of the probe buffer when RAM is the limit."""
+    profile's storage comes out of the probe buffer when RAM is the limit.  ``two_arenas``:
+    ``split`` is the header's two sizes, their probe buffers share the single one's memory."""
     buffer = machine.probe_buffer(header)
     extra = list(opts.extra_defines())
+    if opts.two_arenas:
+        if split is None:
+            raise FdtError("two_arenas needs the header's persistent and non-persistent sizes")
+        room = machine.ram - RAM_RESERVE - (OP_PROFILE_EVENT_BYTES * n_events(model_bytes) if opts.profile_ops else 0)
+        pb, qb = two_arena_buffers(*split, room)
+        extra += [f"FDT_PROBE_PERSISTENT_SIZE={max(pb, split[0])}", f"FDT_PROBE_NON_PERSISTENT_SIZE={max(qb, split[1])}"]
     if opts.profile_ops:
         events = n_events(model_bytes)
         extra.append(f"FDT_OP_PROFILE_MAX={events}")
@@ -290,7 +338,10 @@ def outputs_equal(report: SerialReport, host: list[bytes]) -> Optional[bool]:
 def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes, header: int,
             report: SerialReport, host: list[bytes]) -> DeviceResult:
     notes = []
-    if report.used_in_header is not None and report.full_used not in (None, report.used_in_header):
+    if opts.two_arenas:
+        notes.append("two arenas: the normal run (allocates_in_header, its arena_used_bytes) used the header's "
+                     "persistent + non-persistent arenas; the probe's single-arena fields are as without")
+    elif report.used_in_header is not None and report.full_used not in (None, report.used_in_header):
         notes.append(f"arena_used_bytes differs: {report.used_in_header} in the header's arena, "
                      f"{report.full_used} in the probe buffer")
     if report.op_ticks is not None:
@@ -312,7 +363,14 @@ def _result(opts: DeviceOptions, machine: Machine, data: bytes, original: bytes,
         probe_buffer_bytes=report.buffer, op_instructions=report.op_instructions, op_ticks=report.op_ticks,
         op_overhead_ticks=report.op_overhead_ticks,
         op_overhead_pairs=None if report.op_ticks is None else report.op_overhead_pairs,
-        op_invoke_ticks=report.op_invoke_ticks, notes=notes)
+        op_invoke_ticks=report.op_invoke_ticks, persistent_header_bytes=report.two_persistent,
+        non_persistent_header_bytes=report.two_non_persistent, two_arenas_allocate=report.two_works,
+        persistent_fails_minus_32=None if report.two_persistent_minus32_works is None
+        else not report.two_persistent_minus32_works,
+        non_persistent_fails_minus_32=None if report.two_non_persistent_minus32_works is None
+        else not report.two_non_persistent_minus32_works,
+        min_persistent_bytes=report.two_min_persistent or None,
+        min_non_persistent_bytes=report.two_min_non_persistent or None, notes=notes)
 
 
 def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) -> DeviceResult:
@@ -331,10 +389,11 @@ def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) ->
         t0 = time.monotonic()
         data = instantiate_project(opts, work / "proj", optimize_fn)
         header = read_header(work / "proj")
+        split = read_split_header(work / "proj") if opts.two_arenas else None
         times["instantiate_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         elf = build(work / "proj", work / "build", tree, opts.kernels, machine,
-                    probe_defines(opts, machine, header, data), opts.timeout)
+                    probe_defines(opts, machine, header, data, split), opts.timeout)
         times["build_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         text = run_qemu(elf, machine, opts.timeout)
@@ -344,6 +403,8 @@ def device_run(opts: DeviceOptions, optimize_fn: Optional[OptimizeFn] = None) ->
         raise FdtError("the firmware's probe did not finish (no 'fdt-probe: end' line)")
     if opts.profile_ops and report.op_ticks is None:
         raise FdtError("the firmware printed no op profile (its profiled Invoke failed)")
+    if opts.two_arenas and report.two_works is None:
+        raise FdtError("the firmware printed no two-arena probe (was it built with FDT_TWO_ARENAS?)")
     res = _result(opts, machine, data, original, header, report, host_outputs(original))
     res.timings = times
     res.predicted_instructions, res.predicted_original_instructions = predicted_instructions(opts, data, original)

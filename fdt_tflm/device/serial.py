@@ -26,6 +26,11 @@ _UNEXPECTED = re.compile(r"^fdt-probe: unexpected: (.*)$", re.M)
 _OP_INVOKE = re.compile(r"^fdt-probe: op_invoke ticks (\d+) events (\d+)", re.M)
 _OP = re.compile(r"^fdt-probe: op (\d+) ticks (\d+)$", re.M)
 _OP_OVERHEAD = re.compile(r"^fdt-probe: op_overhead ticks (\d+)(?: pairs (\d+))?", re.M)
+_TWO_HEADER = re.compile(r"^fdt-probe: two_arenas header persistent (\d+) non_persistent (\d+) "
+                         r"allocate (yes|no) invoke (yes|no)", re.M)
+_TWO_MINUS = re.compile(r"^fdt-probe: two_arenas (persistent|non_persistent)_minus_32 size (\d+) "
+                        r"allocate (yes|no) invoke (yes|no)", re.M)
+_TWO_MIN = re.compile(r"^fdt-probe: two_arenas min_(persistent|non_persistent)_bytes (\d+|none)", re.M)
 
 
 @dataclass
@@ -52,6 +57,16 @@ class SerialReport:
     op_ticks: Optional[list[int]] = None  # SysTick ticks per event (operator), in Invoke order
     op_overhead_ticks: Optional[int] = None  # ticks of op_overhead_pairs empty Begin/End pairs
     op_overhead_pairs: int = 1
+    # FDT_TWO_ARENAS: the header's two sizes, whether AllocateTensors + Invoke work with them,
+    # with 32 B less in one of them (the other unchanged), and the smallest working size of
+    # each (the other at its header size; 0: not even the probe's buffer works)
+    two_persistent: Optional[int] = None
+    two_non_persistent: Optional[int] = None
+    two_works: Optional[bool] = None
+    two_persistent_minus32_works: Optional[bool] = None
+    two_non_persistent_minus32_works: Optional[bool] = None
+    two_min_persistent: Optional[int] = None
+    two_min_non_persistent: Optional[int] = None
     ended: bool = False
 
     @property
@@ -115,4 +130,19 @@ def parse_serial(text: str) -> SerialReport:
         r.op_ticks = [ops[i] for i in range(len(ops))]
     if (m := _OP_OVERHEAD.search(text)):
         r.op_overhead_ticks, r.op_overhead_pairs = int(m.group(1)), int(m.group(2) or 1)
+    if (m := _TWO_HEADER.search(text)):
+        r.two_persistent, r.two_non_persistent = int(m.group(1)), int(m.group(2))
+        r.two_works = m.group(3) == "yes" and m.group(4) == "yes"
+    for m in _TWO_MINUS.finditer(text):
+        works = m.group(3) == "yes" and m.group(4) == "yes"
+        if m.group(1) == "persistent":
+            r.two_persistent_minus32_works = works
+        else:
+            r.two_non_persistent_minus32_works = works
+    for m in _TWO_MIN.finditer(text):
+        v = 0 if m.group(2) == "none" else int(m.group(2))
+        if m.group(1) == "persistent":
+            r.two_min_persistent = v
+        else:
+            r.two_min_non_persistent = v
     return r

@@ -14,12 +14,22 @@
 //   FDT_PROBE_NO_BISECT   with FDT_ARENA_PROBE: skip the smallest-arena bisection;
 //   FDT_OP_PROFILE        with FDT_SYSTICK_COUNT: one more Invoke with a profiler, printing
 //                         SysTick ticks per operator (fdt_probe.inc).
+//
+// FDT_TWO_ARENAS (CMake -DFDT_TWO_ARENAS=ON): the interpreter gets two arenas instead of one,
+// MicroAllocator::Create(persistent, FDT_PERSISTENT_ARENA_SIZE, non_persistent,
+// FDT_NON_PERSISTENT_ARENA_SIZE) (fdt_arena.h), e.g. to put the persistent tail in another
+// RAM; the normal run prints the sum of both in its arena_used_bytes line.  With
+// FDT_ARENA_PROBE the probe also checks both sizes, each 32 B short, and bisects the smallest
+// of each (`fdt-probe: two_arenas ...` lines, fdt_probe.inc); FDT_PROBE_PERSISTENT_SIZE /
+// FDT_PROBE_NON_PERSISTENT_SIZE: the buffers it may use (default 2 x each size + 1 KB).
+// Other prefixes than `fdt`: define FDT_APP_PERSISTENT_ARENA_SIZE / _NON_PERSISTENT_.
 #include "fdt_run.h"
 
 #include <cstdint>
 #include <cstdio>
 
 #include "fdt_app_config.h"  // written by fdt-tflm: model, arena size, op resolver
+#include "tensorflow/lite/micro/micro_allocator.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
@@ -48,7 +58,48 @@ constexpr size_t kBufferSize = FDT_PROBE_ARENA_SIZE > kArenaSize ? FDT_PROBE_ARE
 #else
 constexpr size_t kBufferSize = kArenaSize;
 #endif
+#if defined(FDT_TWO_ARENAS)
+#if !defined(FDT_APP_PERSISTENT_ARENA_SIZE)
+#define FDT_APP_PERSISTENT_ARENA_SIZE FDT_PERSISTENT_ARENA_SIZE
+#endif
+#if !defined(FDT_APP_NON_PERSISTENT_ARENA_SIZE)
+#define FDT_APP_NON_PERSISTENT_ARENA_SIZE FDT_NON_PERSISTENT_ARENA_SIZE
+#endif
+constexpr size_t kPersistentSize = FDT_APP_PERSISTENT_ARENA_SIZE;
+constexpr size_t kNonPersistentSize = FDT_APP_NON_PERSISTENT_ARENA_SIZE;
+#if defined(FDT_ARENA_PROBE)
+#if !defined(FDT_PROBE_PERSISTENT_SIZE)
+#define FDT_PROBE_PERSISTENT_SIZE (2 * FDT_APP_PERSISTENT_ARENA_SIZE + 1024)
+#endif
+#if !defined(FDT_PROBE_NON_PERSISTENT_SIZE)
+#define FDT_PROBE_NON_PERSISTENT_SIZE (2 * FDT_APP_NON_PERSISTENT_ARENA_SIZE + 1024)
+#endif
+constexpr size_t kPersistentBuffer =
+    FDT_PROBE_PERSISTENT_SIZE > kPersistentSize ? FDT_PROBE_PERSISTENT_SIZE : kPersistentSize;
+constexpr size_t kNonPersistentBuffer =
+    FDT_PROBE_NON_PERSISTENT_SIZE > kNonPersistentSize ? FDT_PROBE_NON_PERSISTENT_SIZE : kNonPersistentSize;
+#else
+constexpr size_t kPersistentBuffer = kPersistentSize;
+constexpr size_t kNonPersistentBuffer = kNonPersistentSize;
+#endif
+#if defined(FDT_ARENA_PROBE) || defined(FDT_SYSTICK_COUNT)
+// The probe's single-arena runs and the two-arena ones never overlap in time (each builds a
+// fresh interpreter and is done with it), so they share one buffer: the two arenas side by
+// side at its start, 16-byte aligned each.
+constexpr size_t kNonPersistentOffset = (kPersistentBuffer + 15u) / 16u * 16u;
+constexpr size_t kSharedSize = kNonPersistentOffset + kNonPersistentBuffer > kBufferSize
+                                   ? kNonPersistentOffset + kNonPersistentBuffer
+                                   : kBufferSize;
+alignas(16) uint8_t tensor_arena[kSharedSize];
+uint8_t* const persistent_arena = tensor_arena;
+uint8_t* const non_persistent_arena = tensor_arena + kNonPersistentOffset;
+#else
+alignas(16) uint8_t persistent_arena[kPersistentBuffer];
+alignas(16) uint8_t non_persistent_arena[kNonPersistentBuffer];
+#endif
+#else
 alignas(16) uint8_t tensor_arena[kBufferSize];
+#endif
 
 // A fixed, platform-independent input so that runs can be compared with the host.
 void fill_input(TfLiteTensor* t) {
@@ -102,19 +153,45 @@ void print_tensor(size_t index, const TfLiteTensor* t) {
 
 // The normal run on exactly the generated arena: outputs and arena_used_bytes().
 int run_once(const tflite::Model* model, FDT_APP_OP_RESOLVER& resolver) {
+#if defined(FDT_TWO_ARENAS)
+  // The allocator lives in the persistent arena (placement new there), as does everything
+  // the interpreter keeps; nothing to free.
+  tflite::MicroAllocator* allocator =
+      tflite::MicroAllocator::Create(persistent_arena, kPersistentSize, non_persistent_arena, kNonPersistentSize);
+  if (allocator == nullptr) {
+    std::printf("fdt: MicroAllocator::Create failed with a persistent arena of %u bytes\n",
+                static_cast<unsigned>(kPersistentSize));
+    return 3;
+  }
+  tflite::MicroInterpreter interpreter(model, resolver, allocator);
+  const size_t arena_total = kPersistentSize + kNonPersistentSize;
+  if (interpreter.AllocateTensors() != kTfLiteOk) {
+    std::printf("fdt: AllocateTensors failed with two arenas of %u (persistent) and %u (non-persistent) bytes\n",
+                static_cast<unsigned>(kPersistentSize), static_cast<unsigned>(kNonPersistentSize));
+    return 3;
+  }
+#else
+  const size_t arena_total = kArenaSize;
   tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, kArenaSize);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     std::printf("fdt: AllocateTensors failed with an arena of %u bytes\n", static_cast<unsigned>(kArenaSize));
     return 3;
   }
+#endif
   for (size_t i = 0; i < interpreter.inputs_size(); ++i) fill_input(interpreter.input(i));
   if (interpreter.Invoke() != kTfLiteOk) {
     std::printf("fdt: Invoke failed\n");
     return 4;
   }
   for (size_t i = 0; i < interpreter.outputs_size(); ++i) print_tensor(i, interpreter.output(i));
+#if defined(FDT_TWO_ARENAS)
+  std::printf("fdt: arena_used_bytes %u of %u (two arenas: persistent %u, non-persistent %u)\n",
+              static_cast<unsigned>(interpreter.arena_used_bytes()), static_cast<unsigned>(arena_total),
+              static_cast<unsigned>(kPersistentSize), static_cast<unsigned>(kNonPersistentSize));
+#else
   std::printf("fdt: arena_used_bytes %u of %u (generated arena size)\n",
-              static_cast<unsigned>(interpreter.arena_used_bytes()), static_cast<unsigned>(kArenaSize));
+              static_cast<unsigned>(interpreter.arena_used_bytes()), static_cast<unsigned>(arena_total));
+#endif
   return 0;
 }
 
