@@ -38,7 +38,7 @@ class PathEntry:
     total_before: int
     total_after: int
     mac_overhead_pct: float
-    instruction_overhead_pct: float  # cumulative, predicted (catalog.instructions), vs the original
+    instruction_overhead_pct: float  # cumulative, predicted on the target, vs the original
 
 
 @dataclass(frozen=True)

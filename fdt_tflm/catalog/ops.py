@@ -134,7 +134,7 @@ class OpInfo:
     # every LiteRT/TFLM resolver registers)
     int16_version: int = 1
     # which kernel code path the instruction tables tell apart ("conv", "depthwise": see
-    # catalog.instructions.VARIANTS; "": one row per op type)
+    # tflm_model.instructions.VARIANTS; "": one row per op type)
     cost_variant: str = ""
     note: str = ""
 

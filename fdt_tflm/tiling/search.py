@@ -160,7 +160,7 @@ class ChosenPath:
     total_before: int = 0
     total_after: int = 0
     mac_overhead_pct: float = 0.0  # cumulative, vs the original model
-    instruction_overhead_pct: float = 0.0  # cumulative, predicted (catalog.instructions), vs the original
+    instruction_overhead_pct: float = 0.0  # cumulative, predicted on the target, vs the original
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ class ParetoPoint:
     head: int
     mac_overhead_pct: float
     n_paths: int
-    instruction_overhead_pct: float = 0.0  # predicted run-time cost, host TFLM reference kernels
+    instruction_overhead_pct: float = 0.0  # predicted run-time cost on the target
 
 
 @dataclass
