@@ -9,6 +9,7 @@ from ..firmware.emit import KERNELS
 from ..tiling import OBJECTIVES
 from .harness import DeviceOptions, DeviceResult, OptimizeFn, device_run
 from .machines import CPUS, MACHINES
+from .tree import KERNEL_SETS, TFLM_COMMIT, TIMEOUT as TREE_TIMEOUT, TreeOptions, build_tree
 
 
 def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> None:
@@ -44,6 +45,34 @@ def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> Non
         return cmd_device_run(args, optimize_fn)
 
     d.set_defaults(func=run)
+    add_tree_parser(subparsers)
+
+
+def add_tree_parser(subparsers: Any) -> None:
+    """``device-tree --tflm-source DIR --downloads DIR --kernels K -o TREE``: a TFLM tree, offline."""
+    t = subparsers.add_parser("device-tree", help="make the TFLM tree device-run needs (create_tflm_tree.py) "
+                              "from a tflite-micro checkout and its third-party downloads, offline")
+    t.add_argument("--tflm-source", required=True, metavar="DIR",
+                   help=f"tflite-micro checkout at {TFLM_COMMIT[:12]}")
+    t.add_argument("--downloads", required=True, metavar="DIR",
+                   help="folder with the Makefile's downloads: gemmlowp ruy flatbuffers kissfft cmsis "
+                   "[cmsis_nn] [pigweed] (docs/firmware.md, 'Getting a TFLM tree')")
+    t.add_argument("--kernels", choices=KERNEL_SETS, required=True)
+    t.add_argument("-o", "--output", required=True, metavar="TREE", help="new (or empty) directory")
+    t.add_argument("--python", default=None, metavar="PY",
+                   help="the python3 the Makefile runs, with numpy and pillow (default: this one)")
+    t.add_argument("--timeout", type=float, default=TREE_TIMEOUT, metavar="S", help="for create_tflm_tree.py")
+    t.set_defaults(func=cmd_device_tree)
+
+
+def cmd_device_tree(args: argparse.Namespace) -> int:
+    """Exit 0 with the tree made; FdtError (one line, exit 2) otherwise."""
+    print(f"fdt-tflm device-tree: {args.kernels} kernels from {args.tflm_source}")
+    res = build_tree(TreeOptions(source=args.tflm_source, downloads=args.downloads, kernels=args.kernels,
+                                 output=args.output, python=args.python, timeout=args.timeout))
+    print(f"tree: {res.tree}")
+    print(f"use it with: {res.device_run_command()}")
+    return 0
 
 
 def options_from_args(args: argparse.Namespace) -> DeviceOptions:

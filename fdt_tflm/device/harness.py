@@ -134,8 +134,9 @@ def check_prerequisites(tree: str, kernels: str) -> Path:
                            "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib, qemu-system-arm)")
     root = Path(tree).resolve()
     if not (root / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
-        raise FdtError(f"{tree} is not a TFLM tree (no tensorflow/lite/micro/micro_interpreter.h); "
-                       "see docs/firmware.md, 'Getting a TFLM tree'")
+        raise FdtError(f"{tree} is not a TFLM tree (no tensorflow/lite/micro/micro_interpreter.h); make one with "
+                       f"python -m fdt_tflm device-tree --tflm-source TFLITE_MICRO --downloads DIR "
+                       f"--kernels {kernels} -o {tree} (docs/firmware.md, 'Getting a TFLM tree')")
     has_cmsis = (root / "tensorflow" / "lite" / "micro" / "kernels" / "cmsis_nn").is_dir()
     if has_cmsis != (kernels == "cmsis-nn"):
         made = "with" if has_cmsis else "without"
