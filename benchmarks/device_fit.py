@@ -144,11 +144,8 @@ def _with_dispatch(c: ins.InstructionCost, per_op: float) -> ins.InstructionCost
 def predicted(rec: dict[str, Any], table: dict[str, ins.InstructionCost]) -> int:
     """Instructions of one invoke of a recorded model, predicted from its ops' counts exactly
     as :func:`fdt_tflm.tflm_model.instructions.predict_instructions` predicts the model."""
-    total = round(table.get("_INTERPRETER", ins.InstructionCost()).invoke)
-    for op in rec["ops"]:
-        key = ins.row_key(op["type"], info(op["type"]).cost_variant, _shapes(op), table)
-        total += max(0, round(table[key].predict(op["counts"])))
-    return total
+    return ins.invoke_instructions(table, ((ins.row_key(op["type"], info(op["type"]).cost_variant, _shapes(op), table),
+                                            op["counts"]) for op in rec["ops"]))
 
 
 def overhead_errors(records: list[dict[str, Any]], tables: dict[Config, dict[str, ins.InstructionCost]]

@@ -31,6 +31,7 @@ from .tflm_model.lifetimes import lifetimes, peak_live
 from .report import Attempt, Fallback, Guard, ParetoEntry, PathEntry, Report, TargetPrediction
 
 if TYPE_CHECKING:
+    from .tflm_model.arena import TargetArena
     from .memory.passes import PlanReport
     from .memory.scheduler import Schedule
     from .verify import RunResult
@@ -158,10 +159,11 @@ def run(source: ModelSource, opts: Options) -> Outcome:
     if first.verified is False:
         raise VerificationError(f"the optimised model's outputs differ from the original's in TFLM "
                                 f"({_mismatch_note(first.verification)}); nothing written")
-    kept, guard = never_worse(src, model, ref, first, opts)
+    before = OnTarget.of(src.model, opts.target)
+    kept, guard, after = never_worse(src, model, ref, first, opts, before)
     opts.say("")
-    target = predict_target(src.model, kept.candidate.model, opts.target)
-    report = build_report(src, kept, guard, ref, opts, scratch_notes(model), target, time.perf_counter() - t0)
+    report = build_report(src, kept, guard, ref, opts, scratch_notes(model), (before, after),
+                          time.perf_counter() - t0)
     return Outcome(src, kept, report)
 
 
@@ -330,19 +332,25 @@ def variant_label(variant: Options, asked: Options) -> str:
 
 @dataclass(frozen=True)
 class OnTarget:
-    """A model as the target runs it, predicted: its arena header and instructions per invoke."""
+    """A model as the target runs it, predicted once and used by the guard and the report:
+    its arena (None: the target model refuses the model) and instructions per invoke."""
 
-    header: Optional[int]  # None: the target model refuses the model
+    target: Target
+    arena: Optional["TargetArena"]
     instructions: int
+
+    @property
+    def header(self) -> Optional[int]:
+        return None if self.arena is None else self.arena.header
 
     @classmethod
     def of(cls, model: Model, target: Target) -> "OnTarget":
         from .tflm_model import predict_arena
         try:
-            header: Optional[int] = predict_arena(model, target).header
+            arena: Optional["TargetArena"] = predict_arena(model, target)
         except FdtError:
-            header = None
-        return cls(header, predict_instructions(model, target=target))
+            arena = None
+        return cls(target, arena, predict_instructions(model, target=target))
 
 
 @dataclass(frozen=True)
@@ -354,31 +362,34 @@ class Baseline:
     slowdown: Optional[float]  # the instruction budget, % of the input's (None: no limit)
 
 
-def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Checked,
-                opts: Options) -> tuple[Checked, Guard]:
-    """Keep the requested model if, against the input, its head and total (TFLM on the host)
-    and its predicted header on the target are each no larger, and its predicted instructions
-    on the target stay within the slowdown budget; else the best such model along the
-    fallback chain (on the search's objective); else the input itself."""
-    base = Baseline(input_arena(src, ref), OnTarget.of(src.model, opts.target), opts.slowdown_budget)
-    attempts = [_attempt(first, base, opts.target)]
-    if attempts[0].accepted:
-        return first, _guard(base, attempts, first)
-    accepted: list[Checked] = []
+def never_worse(src: Source, model: Model, ref: Optional["RunResult"], first: Checked, opts: Options,
+                on_target: OnTarget) -> tuple[Checked, Guard, OnTarget]:
+    """Keep the requested model if, against the input (``on_target``: the input on the
+    target), its head and total (TFLM on the host) and its predicted header on the target are
+    each no larger, and its predicted instructions on the target stay within the slowdown
+    budget; else the best such model along the fallback chain (on the search's objective);
+    else the input itself.  Returns the kept model, the verdicts and the kept model on the target."""
+    base = Baseline(input_arena(src, ref), on_target, opts.slowdown_budget)
+    attempt, on = _attempt(first, base)
+    attempts = [attempt]
+    if attempt.accepted:
+        return first, _guard(base, attempts, first), on
+    accepted: list[tuple[Checked, OnTarget]] = []
     for variant in fallback_chain(opts)[1:]:
         label = variant_label(variant, opts)
         opts.say(f"never worse: trying {label} ...")
         checked = verify(src, transform(model, variant, label), ref, variant)
-        attempts.append(_attempt(checked, base, opts.target))
-        if attempts[-1].accepted:
-            accepted.append(checked)
+        attempt, on = _attempt(checked, base)
+        attempts.append(attempt)
+        if attempt.accepted:
+            accepted.append((checked, on))
     if accepted:  # min() keeps the earliest of equals: the one with more passes, as asked
-        best = min(accepted, key=lambda c: _rank(c.arena, opts.objective))
-        return best, _guard(base, attempts, best)
+        best, on = min(accepted, key=lambda c: _rank(c[0].arena, opts.objective))
+        return best, _guard(base, attempts, best), on
     kept = as_given(src, base.arena)
     attempts.append(Attempt(kept.candidate.variant, base.arena.head, base.arena.total, base.arena.measured,
                             kept.verified, True, "the input bytes as given", base.target.header, 0.0))
-    return kept, _guard(base, attempts, kept)
+    return kept, _guard(base, attempts, kept), on_target
 
 
 def _rank(a: Arena, objective: str) -> tuple[int, int]:
@@ -393,10 +404,11 @@ def as_given(src: Source, base: Arena) -> Checked:
                    base, "input" if measured else None)
 
 
-def _attempt(c: Checked, base: Baseline, target: Target) -> Attempt:
-    """The guard's verdict on one candidate: outputs equal; head and total each <= the input's;
-    on the target, the predicted header <= the input's and the predicted instructions within
-    the slowdown budget."""
+def _attempt(c: Checked, base: Baseline) -> tuple[Attempt, OnTarget]:
+    """The guard's verdict on one candidate, and the candidate on the target: outputs equal;
+    head and total each <= the input's; on the target, the predicted header <= the input's and
+    the predicted instructions within the slowdown budget."""
+    target = base.target.target
     arena, on = c.arena, OnTarget.of(c.candidate.model, target)
     slow = overhead_pct(base.target.instructions, on.instructions)
     basis = "TFLM measured" if arena.measured else "predicted"
@@ -414,7 +426,7 @@ def _attempt(c: Checked, base: Baseline, target: Target) -> Attempt:
     failed = [why for bad, why in problems if bad]
     note = failed[0] if failed else f"{basis} head and total, predicted header and instructions {where} within the input's"
     return Attempt(c.candidate.variant, arena.head, arena.total, arena.measured, c.verified, not failed, note,
-                   on.header, slow)
+                   on.header, slow), on
 
 
 def _guard(base: Baseline, attempts: list[Attempt], kept: Checked) -> Guard:
@@ -425,23 +437,19 @@ def _guard(base: Baseline, attempts: list[Attempt], kept: Checked) -> Guard:
                  base.target.header, base.slowdown)
 
 
-def predict_target(original: Model, written: Model, target: Target = CORTEX_M4) -> Optional[TargetPrediction]:
-    """The arena both models need on the firmware target (default: a Cortex-M4 with TFLM's
-    reference kernels; ``--cpu`` / ``--kernels`` choose another), predicted from TFLM's sources:
-    the host measurements' pointer-sized structs are larger than a 32-bit MCU's.  None if the
-    target model refuses the model."""
-    from .tflm_model import predict_arena
-    t = target
-    try:
-        before, after = predict_arena(original, t), predict_arena(written, t)
-    except FdtError:
+def predict_target(original: OnTarget, written: OnTarget) -> Optional[TargetPrediction]:
+    """The arena both models need on the firmware target, predicted from TFLM's sources (the
+    host measurements' pointer-sized structs are larger than a 32-bit MCU's).  None if the
+    target model refuses either model."""
+    before, after, t = original.arena, written.arena, written.target
+    if before is None or after is None:
         return None
     return TargetPrediction(t.cpu, t.kernels, t.abi, before.head, before.tail, before.header, after.head, after.tail,
                             after.scratch, after.min_working, after.header, list(after.unmodelled))
 
 
 def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunResult"], opts: Options,
-                 learned: list[str], target: Optional[TargetPrediction], seconds: float) -> Report:
+                 learned: list[str], on_target: tuple[OnTarget, OnTarget], seconds: float) -> Report:
     """The typed report, built once from the kept model and the measurements."""
     cand = kept.candidate
     orig_macs, macs = graph_macs(src.model.main), graph_macs(cand.model.main)
@@ -451,19 +459,20 @@ def build_report(src: Source, kept: Checked, guard: Guard, ref: Optional["RunRes
         original_macs=orig_macs,
         **_arena_facts(kept), **_plan_facts(cand),
         macs=macs, mac_overhead_pct=round((macs - orig_macs) / orig_macs * 100, 3) if orig_macs else 0.0,
-        **_instruction_facts(src.model, cand.model, opts.target),
+        **_instruction_facts(*on_target),
         operators=len(cand.model.main.operators), paths=list(cand.paths), pareto=list(cand.pareto),
         search_notes=list(cand.notes),
         needs_custom_kernel=cand.needs_custom_kernel, verified=kept.verified, verified_by=kept.verified_by,
-        verification=kept.verification, learned_scratch=learned, guard=guard, target=target, seconds=round(seconds, 3))
+        verification=kept.verification, learned_scratch=learned, guard=guard, target=predict_target(*on_target),
+        seconds=round(seconds, 3))
 
 
-def _instruction_facts(original: Model, written: Model, target: Target) -> dict:
+def _instruction_facts(original: OnTarget, written: OnTarget) -> dict:
     """Predicted instructions of one TFLM invoke of each model on the target: run time that
     MACs understate."""
-    before, after = (predict_instructions(m, target=target) for m in (original, written))
+    before, after = original.instructions, written.instructions
     return {"original_instructions": before, "instructions": after,
-            "instruction_overhead_pct": overhead_pct(before, after), "instructions_for": table_label(target)}
+            "instruction_overhead_pct": overhead_pct(before, after), "instructions_for": table_label(written.target)}
 
 
 def overhead_pct(before: int, after: int) -> float:

@@ -1,17 +1,19 @@
-"""Predicted instructions of one TFLM invoke (host interpreter, reference kernels), per operator.
+"""Predicted instructions of one TFLM invoke on a Target, per operator.
 
 MACs understate run time: slices, pads and concatenations cost instructions but no MACs,
-and a kernel run on a small tile pays its per-invoke, per-row and per-pixel costs more
-often per MAC.  Each op type's cost is a linear model over a few counts of the op (the
-``FEATURES``); the coefficients are fitted by least squares to instruction counts measured
-with callgrind inside ``MicroInterpreter::Invoke`` (``benchmarks/callgrind.py --fit`` prints
-the table below; ``tests/data/callgrind_measurements.json`` holds the measurements).
+a kernel run on a small tile pays its per-invoke, per-row and per-pixel costs more often
+per MAC, and CMSIS-NN rebuilds a convolution's im2col columns for every channel part.
+Each op's cost is a linear model over a few counts of the op (the ``FEATURES``), one table
+row per op type or kernel code path (``VARIANTS``), one table per Target: the host
+interpreter's (:data:`COSTS`, fitted to callgrind inside ``MicroInterpreter::Invoke`` by
+``benchmarks/callgrind.py --fit``) and each device's (:mod:`.device_costs`, fitted to QEMU
+icount by ``benchmarks/device_fit.py``).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional
 
 from ..ir.graph import Model, Operator
 from ..catalog.ops import info
@@ -267,20 +269,22 @@ def row_key(op_type: str, kind: str, shapes: OpShapes, table: CostTable) -> str:
     return "_FALLBACK"
 
 
-def cost_of(op_type: str, costs: Optional[CostTable] = None) -> InstructionCost:
-    """The fitted cost of ``op_type``, a borrowed one, or the fallback (``costs``: another
-    table than COSTS, e.g. a fit on part of the measurements)."""
-    table = COSTS if costs is None else costs
-    if op_type in table:
-        return table[op_type]
-    return table.get(BORROWED.get(op_type, ""), table["_FALLBACK"])
+def row_instructions(table: CostTable, key: str, counts: Mapping[str, float]) -> int:
+    """Instructions of one op priced by row ``key`` of ``table`` for its ``counts``."""
+    return max(0, round(table[key].predict(dict(counts))))
+
+
+def invoke_instructions(table: CostTable, ops: Iterable[tuple[str, Mapping[str, float]]]) -> int:
+    """One invoke: the interpreter's fixed cost plus every op, given as (row key, counts)."""
+    per_invoke = table.get("_INTERPRETER", InstructionCost()).invoke
+    return round(per_invoke) + sum(row_instructions(table, key, counts) for key, counts in ops)
 
 
 def op_instructions(op: Operator, costs: Optional[CostTable] = None, target: Optional["Target"] = None) -> int:
     """Predicted instructions of one invoke of ``op`` on ``target`` (default: the host), or
     with the table ``costs``."""
     table = costs if costs is not None else cost_table(target)
-    return max(0, round(table[cost_key(op, table)].predict(op_counts(op).as_dict())))
+    return row_instructions(table, cost_key(op, table), op_counts(op).as_dict())
 
 
 def predict_instructions(model: Model, costs: Optional[CostTable] = None, target: Optional["Target"] = None) -> int:
@@ -289,5 +293,5 @@ def predict_instructions(model: Model, costs: Optional[CostTable] = None, target
     ops that run a subgraph several times are not modelled), plus the interpreter's fixed
     cost."""
     table = costs if costs is not None else cost_table(target)
-    per_invoke = table.get("_INTERPRETER", InstructionCost()).invoke
-    return round(per_invoke) + sum(op_instructions(op, table) for sg in model.subgraphs for op in sg.operators)
+    return invoke_instructions(table, ((cost_key(op, table), op_counts(op).as_dict())
+                                       for sg in model.subgraphs for op in sg.operators))
