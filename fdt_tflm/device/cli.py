@@ -5,10 +5,12 @@ import argparse
 import json
 from typing import Any, Optional
 
+from ..errors import FdtError
 from ..firmware.emit import KERNELS
 from ..tiling import OBJECTIVES
 from .harness import DeviceOptions, DeviceResult, OptimizeFn, device_run
 from .machines import CPUS, MACHINES
+from .zephyr import BOARDS as ZEPHYR_BOARDS, QEMU_BOARD as ZEPHYR_QEMU_BOARD
 from .tree import KERNEL_SETS, TFLM_COMMIT, TIMEOUT as TREE_TIMEOUT, TreeOptions, build_tree
 
 
@@ -17,7 +19,14 @@ def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> Non
     d = subparsers.add_parser("device-run", help="build the STM32 firmware for MODEL, run it in QEMU and "
                               "measure the arena it needs, its outputs and instructions")
     d.add_argument("model")
-    d.add_argument("--tflm-tree", required=True, metavar="DIR", help="tree from create_tflm_tree.py")
+    d.add_argument("--tflm-tree", default=None, metavar="DIR", help="tree from create_tflm_tree.py (STM32 template)")
+    z = d.add_argument_group("nRF / Zephyr template (instead of --tflm-tree; docs/firmware.md, 'nRF / Zephyr')")
+    z.add_argument("--zephyr", default=None, metavar="WORKSPACE",
+                   help="offline Zephyr workspace (zephyr/, modules/...): build firmware_template/nrf with Zephyr")
+    z.add_argument("--board", default=None, choices=sorted(ZEPHYR_BOARDS),
+                   help=f"Zephyr board (default {ZEPHYR_QEMU_BOARD}, run in QEMU with the arena probe)")
+    z.add_argument("--build-only", action="store_true",
+                   help="build the plain application (no probe) and check the link's RAM / flash against the board's part")
     d.add_argument("--kernels", choices=KERNELS, default="reference", help="must match the tree")
     d.add_argument("--cpu", choices=CPUS, default="cortex-m4")
     d.add_argument("--machine", choices=sorted(MACHINES), default=None,
@@ -111,8 +120,32 @@ def format_result(r: DeviceResult) -> str:
     return "\n".join(lines + [f"  note: {n}" for n in r.notes])
 
 
+def _zephyr(args: argparse.Namespace, optimize_fn: Optional[OptimizeFn]) -> int:
+    from . import zephyr
+    stm32_only = [f for f, on in (("--allow-custom-ops", args.allow_custom_ops), ("--profile-ops", args.profile_ops),
+                                  ("--two-arenas", args.two_arenas), ("--machine", args.machine)) if on]
+    if stm32_only:
+        raise FdtError(f"{', '.join(stm32_only)} not supported with --zephyr")
+    opts = zephyr.options_from_args(args)
+    if args.build_only:
+        b = zephyr.zephyr_build_only(opts, optimize_fn)
+        print(json.dumps(b.to_dict(), indent=2) if args.json else zephyr.format_build(b))
+        return 0 if b.fits else 1
+    res = zephyr.zephyr_run(opts, optimize_fn)
+    print(json.dumps(res.to_dict(), indent=2) if args.json else format_result(res))
+    return 0 if res.allocates_in_header and res.outputs_equal_original_host else 1
+
+
 def cmd_device_run(args: argparse.Namespace, optimize_fn: Optional[OptimizeFn]) -> int:
-    """Exit 0 when the header's arena works and the outputs equal the original's, else 1."""
+    """Exit 0 when the header's arena works and the outputs equal the original's, else 1.
+    ``--zephyr``: the nRF / Zephyr template (``zephyr.py``); with ``--build-only``, exit 0
+    when the build fits the board's part."""
+    if (args.tflm_tree is None) == (args.zephyr is None):
+        raise FdtError("device-run needs exactly one of --tflm-tree DIR (STM32) or --zephyr WORKSPACE (nRF / Zephyr)")
+    if args.zephyr is not None:
+        return _zephyr(args, optimize_fn)
+    if args.board or args.build_only:
+        raise FdtError("--board and --build-only go with --zephyr WORKSPACE")
     res = device_run(options_from_args(args), optimize_fn)
     print(json.dumps(res.to_dict(), indent=2) if args.json else format_result(res))
     return 0 if res.allocates_in_header and res.outputs_equal_original_host else 1

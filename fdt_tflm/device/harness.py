@@ -171,12 +171,13 @@ def work_dir(opts: DeviceOptions, tree: Path, machine: Machine) -> Path:
     return root / f"{opts.kernels}-{machine.qemu}-{tag}"
 
 
-def _firmware_args(opts: DeviceOptions, out: Path) -> argparse.Namespace:
+def _firmware_args(opts: DeviceOptions, out: Path, target: str = "stm32", part: Optional[str] = None
+                   ) -> argparse.Namespace:
     return argparse.Namespace(
-        model=opts.model, target="stm32", output=str(out), no_optimize=opts.mode == "original",
+        model=opts.model, target=target, output=str(out), no_optimize=opts.mode == "original",
         passes=opts.passes, max_overhead=opts.max_overhead, objective=opts.objective, no_verify=False,
         max_slowdown=opts.max_slowdown,
-        allow_custom_ops=opts.mode == "custom-ops", prefix="fdt", kernels=opts.kernels, cpu=opts.cpu, part=None,
+        allow_custom_ops=opts.mode == "custom-ops", prefix="fdt", kernels=opts.kernels, cpu=opts.cpu, part=part,
         target_ram=None, target_flash=None)
 
 
@@ -210,9 +211,10 @@ def two_arena_buffers(persistent: int, non_persistent: int, room: int) -> tuple[
     return ((persistent + int(want[0] * scale)) // 16 * 16, (non_persistent + int(want[1] * scale)) // 16 * 16)
 
 
-def instantiate_project(opts: DeviceOptions, proj: Path, optimize_fn: Optional[OptimizeFn]) -> bytes:
-    """Write the project exactly as ``fdt-tflm firmware`` does; returns the firmware's model
-    bytes.  The subcommand's printout (a board's flashing steps) is not shown: what runs is
+def instantiate_project(opts: DeviceOptions, proj: Path, optimize_fn: Optional[OptimizeFn],
+                        target: str = "stm32", part: Optional[str] = None) -> bytes:
+    """Write the ``target`` project exactly as ``fdt-tflm firmware`` does; returns the
+    firmware's model bytes.  The subcommand's printout (a board's flashing steps) is not shown: what runs is
     the emulated machine, which :func:`device_run` names."""
     from ..firmware.cli import cmd_firmware
     from ..io import load_bytes
@@ -225,7 +227,7 @@ def instantiate_project(opts: DeviceOptions, proj: Path, optimize_fn: Optional[O
         return results[-1]
 
     with contextlib.redirect_stdout(io.StringIO()):
-        cmd_firmware(_firmware_args(opts, proj), capture)
+        cmd_firmware(_firmware_args(opts, proj, target, part), capture)
     return results[-1].data if results else load_bytes(opts.model)
 
 
