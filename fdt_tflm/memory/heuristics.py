@@ -60,16 +60,12 @@ def place(intervals: Sequence[Interval], order: Sequence[int], best_fit: bool = 
     if overlaps is None:
         overlaps = overlap_lists(intervals)
     offsets = [-1] * len(intervals)
+    sizes = [iv.size for iv in intervals]
     for b in order:
         want = intervals[b]
-        busy = []
-        partners = []
-        for o in overlaps[b]:
-            if offsets[o] < 0:
-                continue  # not placed yet
-            if (min(b, o), max(b, o)) in shareable:
-                partners.append(o)  # still in the way anywhere but exactly on top of it
-            busy.append((offsets[o], offsets[o] + intervals[o].size, o))
+        busy = [(offsets[o], offsets[o] + sizes[o], o) for o in overlaps[b] if offsets[o] >= 0]  # placed ones
+        # a shareable partner is still in the way anywhere but exactly on top of it
+        partners = [o for _, _, o in busy if (min(b, o), max(b, o)) in shareable] if shareable else []
         busy.sort()
         candidates: list[tuple[int, int]] = []  # (gap size, offset)
         cur = 0
@@ -93,11 +89,12 @@ def place(intervals: Sequence[Interval], order: Sequence[int], best_fit: bool = 
     return offsets
 
 
-def _orders(intervals: Sequence[Interval]) -> dict[str, list[int]]:
-    """Priority orders worth trying; ties always fall back to the buffer index (deterministic)."""
+def _orders(intervals: Sequence[Interval], overlaps: list[list[int]]) -> dict[str, list[int]]:
+    """Priority orders worth trying; ties always fall back to the buffer index (deterministic).
+    ``overlaps``: :func:`overlap_lists` of ``intervals``."""
     idx = range(len(intervals))
     length = lambda i: intervals[i].last - intervals[i].first + 1  # noqa: E731
-    conflicts = [sum(1 for j in idx if j != i and intervals[i].overlaps(intervals[j])) for i in idx]
+    conflicts = [len(overlaps[i]) for i in idx]
     keys: dict[str, Callable[[int], tuple]] = {
         "size": lambda i: (-intervals[i].size, i),
         "area": lambda i: (-intervals[i].size * length(i), i),
@@ -114,13 +111,15 @@ def _breadth_order(intervals: Sequence[Interval]) -> list[int]:
         return []
     n = max(iv.last for iv in intervals) + 1
     live = [0] * n
-    for iv in intervals:
+    alive: list[list[int]] = [[] for _ in range(n)]
+    for i, iv in enumerate(intervals):
         for s in range(iv.first, iv.last + 1):
             live[s] += iv.size
+            alive[s].append(i)
     seen: set[int] = set()
     out: list[int] = []
     for s in sorted(range(n), key=lambda s: (-live[s], s)):
-        here = [i for i, iv in enumerate(intervals) if iv.first <= s <= iv.last and i not in seen]
+        here = [i for i in alive[s] if i not in seen]
         for i in sorted(here, key=lambda i: (-intervals[i].size, i)):
             seen.add(i)
             out.append(i)
@@ -142,9 +141,9 @@ def best_heuristic(intervals: Sequence[Interval], shareable: frozenset = frozens
         best = HeuristicPlan(offs, arena_extent(intervals, offs), "tflm-greedy")
         if best.arena <= stop_at:
             return best
-    orders = _orders(intervals)
-    orders["breadth"] = _breadth_order(intervals)
     overlaps = overlap_lists(intervals)
+    orders = _orders(intervals, overlaps)
+    orders["breadth"] = _breadth_order(intervals)
     for name, order in orders.items():
         for bf in (False, True):
             offs = place(intervals, order, bf, shareable, overlaps)

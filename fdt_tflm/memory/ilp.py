@@ -7,7 +7,8 @@ then no solver runs at all.  Otherwise the ILP (offsets in 16-byte units, one bi
 order variable per pair of buffers that overlap in time, big-M = the heuristic arena)
 either proves the heuristic optimal, improves it, or runs out of its node budget
 (``Effort.ilp_nodes``, one solver thread: the same plan on any machine); it never
-returns something worse than the heuristic.  Every result is re-checked with an
+returns something worse than the heuristic.  A problem with more than PAIRS_PER_NODE
+order variables per node of that budget skips the ILP (it would take minutes).  Every result is re-checked with an
 independent overlap sweep before it is returned, because TFLM trusts offline plans.
 """
 from __future__ import annotations
@@ -30,6 +31,10 @@ UNIT = ARENA_ALIGNMENT
 # 303-pair plan from the VWW search take 8 CPU s).  If it ever fired, the solver's best plan so
 # far would depend on the machine's speed.
 WATCHDOG_SECONDS = 600
+# Larger problems skip the ILP (a count, so the same plan on any machine): CBC's nodes grow
+# dear with the pair variables; 1,000 nodes of 9,546 pairs (a MobileNetV1 tiled into 25
+# patches) took 95 CPU s to close a 336 B gap.  The effort's ILP nodes scale it.
+PAIRS_PER_NODE = 3
 
 
 @dataclass
@@ -66,13 +71,17 @@ def plan_offsets(intervals: Sequence[Interval], *, solver: str = "cbc", shareabl
     if heur.arena <= lb:
         return _checked(ivs, share, OffsetPlan(heur.offsets, heur.arena, lb, True, 0.0, heur.method,
                                                time.perf_counter() - t0))
-    res = _solve_ilp(ivs, share, heur, lb, effort.ilp_nodes, solver)
+    pairs = sum(1 for i in range(len(ivs)) for j in range(i + 1, len(ivs)) if ivs[i].overlaps(ivs[j]))
+    if pairs > PAIRS_PER_NODE * effort.ilp_nodes:
+        res, note = None, f" (ilp skipped: {pairs:,} buffer pairs)"
+    else:
+        res, note = _solve_ilp(ivs, share, heur, lb, effort.ilp_nodes, solver), " (ilp gave nothing)"
     if res is not None and res[1] <= heur.arena and _sound(ivs, share, res[0]):
         offsets, arena, proven = res
         method = f"ilp-{solver}" + ("" if arena < heur.arena else f" (kept {heur.method})")
     else:
         offsets, arena, proven = heur.offsets, heur.arena, False
-        method = heur.method + " (ilp gave nothing)"
+        method = heur.method + note
     optimal = proven or arena <= lb
     gap = 0.0 if optimal or arena == 0 else (arena - lb) / arena
     return _checked(ivs, share, OffsetPlan(offsets, arena, lb, optimal, gap, method, time.perf_counter() - t0))
@@ -90,9 +99,13 @@ def _shared_lower_bound(ivs: Sequence[Interval], share: frozenset) -> int:
     if not ivs:
         return 0
     n = max(iv.last for iv in ivs) + 1
+    alive: list[list[int]] = [[] for _ in range(n)]
+    for i, iv in enumerate(ivs):
+        for s in range(iv.first, iv.last + 1):
+            alive[s].append(i)
     best = 0
     for s in range(n):
-        here = [i for i, iv in enumerate(ivs) if iv.first <= s <= iv.last]
+        here = alive[s]
         root = {i: i for i in here}
 
         def find(i: int) -> int:

@@ -20,8 +20,8 @@ and that still has a consumer outside S or is a graph output.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
 
 from ..effort import DEFAULT_EFFORT, Effort
 from ..ir.graph import Operator, Subgraph
@@ -77,6 +77,7 @@ class _Graph:
     frees: list[list[tuple[int, int]]]  # op i: (consumer mask, bytes) of tensors it may release
     base: int  # resident bytes before any op runs (graph inputs etc. still needed)
     scratch: list[int]
+    succs: list[list[int]] = field(default_factory=list)  # ops that need op i (the DP's ready sets)
 
 
 def _build(sg: Subgraph, scratch: Optional[dict[Operator, int]]) -> _Graph:
@@ -122,15 +123,26 @@ def _build(sg: Subgraph, scratch: Optional[dict[Operator, int]]) -> _Graph:
             continue
         # released after the last of its consumers runs; every consumer checks whether it is last
         own = (1 << p) if p is not None else 0
-        for c in range(n):
-            if cmask >> c & 1:
-                frees[c].append((cmask & ~own, size))
+        for c in _bits(cmask):
+            frees[c].append((cmask & ~own, size))
     sc = [0] * n
     if scratch:
         for op, b in scratch.items():
             if id(op) in pos:
                 sc[pos[id(op)]] += align(int(b))
-    return _Graph(n, preds, out_bytes, keep_bytes, frees, base, sc)
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for p in _bits(preds[i]):
+            succs[p].append(i)
+    return _Graph(n, preds, out_bytes, keep_bytes, frees, base, sc, succs)
+
+
+def _bits(mask: int) -> Iterator[int]:
+    """The set bits of ``mask``, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 def _peak_of(sg: Subgraph, order: list[Operator], scratch: Optional[dict[Operator, int]]) -> int:
@@ -228,28 +240,31 @@ def _search(g: _Graph, threshold: int, width: Optional[int], budget: _Budget,
     its best states (beam, ranked with ``slack``, see BEAM_SLACK_OUTPUTS); otherwise layers are
     cut only when too large, or to one state each once ``budget`` is spent (a greedy finish)."""
     full = (1 << g.n) - 1
-    # layer: mask -> (peak so far, resident bytes); parents: mask -> (previous mask, op)
-    layer: dict[int, tuple[int, int]] = {0: (g.base, g.base)}
+    # layer: mask -> (peak so far, resident bytes, ready ops as a mask); parents: mask -> (previous mask, op)
+    ready0 = sum(1 << o for o in range(g.n) if not g.preds[o])
+    layer: dict[int, tuple[int, int, int]] = {0: (g.base, g.base, ready0)}
     parents: dict[int, tuple[int, int]] = {}
     exact = width is None
     total_states = 1
     for _ in range(g.n):
-        nxt: dict[int, tuple[int, int]] = {}
-        for mask, (pk, res) in layer.items():
-            for o in range(g.n):
-                bit = 1 << o
-                if mask & bit or (g.preds[o] & ~mask):
-                    continue
+        nxt: dict[int, tuple[int, int, int]] = {}
+        for mask, (pk, res, ready) in layer.items():
+            for o in _bits(ready):  # ascending, as a scan of every op would visit them
                 during = res + g.out_bytes[o] + g.scratch[o]
                 new_pk = pk if pk >= during else during
                 if new_pk >= threshold:  # cannot beat what we have
                     continue
+                bit = 1 << o
                 nmask = mask | bit
                 freed = sum(b for cm, b in g.frees[o] if cm & ~nmask == 0)
                 new_res = res + g.keep_bytes[o] - freed
                 cur = nxt.get(nmask)
-                if cur is None or (new_pk, new_res) < cur:
-                    nxt[nmask] = (new_pk, new_res)
+                if cur is None or (new_pk, new_res) < cur[:2]:
+                    new_ready = ready & ~bit
+                    for s_ in g.succs[o]:
+                        if not g.preds[s_] & ~nmask:
+                            new_ready |= 1 << s_
+                    nxt[nmask] = (new_pk, new_res, new_ready)
                     parents[nmask] = (mask, o)
         total_states += len(nxt)
         budget.spend(len(nxt))
@@ -258,8 +273,8 @@ def _search(g: _Graph, threshold: int, width: Optional[int], budget: _Budget,
             else None)
         if cap is not None and len(nxt) > cap:
             exact = False
-            nxt = dict(sorted(nxt.items(), key=lambda kv: (max(kv[1][0], kv[1][1] + slack), kv[1][1],
-                                                           bin(kv[0]).count("1")))[:cap])
+            # (every state of a layer has run as many ops: no count of done ops breaks ties)
+            nxt = dict(sorted(nxt.items(), key=lambda kv: (max(kv[1][0], kv[1][1] + slack), kv[1][1]))[:cap])
         layer = nxt
         if not layer:
             break

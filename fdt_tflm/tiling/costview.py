@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import Sequence
 
 from ..tflm_model.head import ArenaBytes
-from ..tflm_model.instructions import cost_table, op_instructions, predict_instructions
+from ..tflm_model.instructions import CostTable, cost_table, op_instructions, predict_instructions
 from ..ir.graph import Model, Operator, Tensor
 from ..catalog.macs import graph_macs, op_macs
 from ..tflm_model.lifetimes import align, lifetimes, live_bytes_per_scope
@@ -54,6 +54,7 @@ class View:
     host_tail: int
     macs: int
     tail_memo: dict = field(default_factory=dict)  # (target, op tail key) -> bytes, see _op_tails
+    op_memo: dict = field(default_factory=dict)  # op signature (or id, ops of the view) -> (MACs, instructions)
 
     @classmethod
     def of(cls, model: Model, target: Target) -> "View":
@@ -64,6 +65,10 @@ class View:
         return cls(model, target, {id(op): i + 1 for i, op in enumerate(sg.operators)}, live,
                    {id(iv.tensor): iv.last for iv in ivs}, {id(iv.tensor): iv.first for iv in ivs},
                    tail, tail if target == HOST else predict_tail(model, HOST), graph_macs(model.main))
+
+    @cached_property
+    def cost_table(self) -> CostTable:
+        return cost_table(self.target)
 
     @cached_property
     def instructions(self) -> int:
@@ -96,6 +101,7 @@ class Priced(ArenaBytes):
     macs: int = 0
     instructions: int = 0
     order: tuple[Operator, ...] = ()
+    window: int = 0  # peak live bytes inside the candidate's window of steps
 
 
 @dataclass(frozen=True)
@@ -191,11 +197,10 @@ def price(v: View, cand: Model, instructions: bool = True) -> Priced:
         if best[0] < 0 or peak < best[0]:
             best = (peak, window)
     order = _with_window(sg.operators, best[1], between, new_set)
-    table = cost_table(v.target)
-    n_instr = -1 if not instructions else v.instructions + sum(op_instructions(op, table) for op in new_ops) \
-        - sum(op_instructions(op, table) for op in old_ops)
+    n_instr = -1 if not instructions else \
+        v.instructions + _instructions(v, new_ops) - _instructions(v, old_ops)
     return Priced(max(v.outside(a, b), best[0]), *_tails(v, cand, old_ops, new_ops), _macs(v, old_ops, new_ops),
-                  n_instr, tuple(order))
+                  n_instr, tuple(order), best[0])
 
 
 def _in_place(ops: Sequence[Operator], region: Sequence[Operator], between: set[int], new: set[int]) -> list[Operator]:
@@ -229,6 +234,35 @@ def _op_tails(v: View, ops: Sequence[Operator], target: Target) -> int:
     return total
 
 
+def _signature(op: Operator) -> tuple:
+    """What an op's instructions depend on: its code, options and operand shapes (a spatial
+    tiling's equal tiles, and every candidate's copies of one op, are priced once)."""
+    opts = () if op.options is None else tuple(
+        (k, x if isinstance(x, (int, float, str, bool, type(None))) else repr(x)) for k, x in op.options.fields.items())
+    return (op.opcode.key(), opts,
+            tuple(None if t is None else (tuple(t.shape), t.is_constant, t.dtype) for t in op.inputs),
+            tuple(tuple(t.shape) for t in op.outputs))
+
+
+def _facts(v: View, op: Operator) -> tuple[int, int]:
+    """(MACs, instructions) of one op: once per op of the view (its ops are priced again with
+    every candidate that removes them) and once per signature for a candidate's new ops."""
+    own = id(op) in v.scope
+    got = v.op_memo.get(id(op)) if own else None
+    if got is None:
+        sig = _signature(op)
+        got = v.op_memo.get(sig)
+        if got is None:
+            got = v.op_memo[sig] = (op_macs(op), op_instructions(op, v.cost_table))
+        if own:
+            v.op_memo[id(op)] = got
+    return got
+
+
+def _instructions(v: View, ops: Sequence[Operator]) -> int:
+    return sum(_facts(v, op)[1] for op in ops)
+
+
 def _tails(v: View, cand: Model, old: Sequence[Operator], new: Sequence[Operator]) -> tuple[int, int]:
     d_tensors = len(cand.main.tensors) - len(v.model.main.tensors)
     out = []
@@ -240,4 +274,4 @@ def _tails(v: View, cand: Model, old: Sequence[Operator], new: Sequence[Operator
 
 
 def _macs(v: View, old: Sequence[Operator], new: Sequence[Operator]) -> int:
-    return v.macs + sum(op_macs(op) for op in new) - sum(op_macs(op) for op in old)
+    return v.macs + sum(_facts(v, op)[0] for op in new) - sum(_facts(v, op)[0] for op in old)
