@@ -80,7 +80,7 @@ class Result:
                      f"predicted for {r.instructions_for}{budget})")
         if "tile" in r.passes and not r.paths and r.max_slowdown_pct is not None and _slowdown_note(r):
             lines.append(f"  {_slowdown_note(r)}")
-        lines += [f"  {p.kind} x{p.parts}: {' -> '.join(p.ops)}" for p in r.paths]
+        lines += [f"  {p.kind} x{p.parts}{_inside(p)}: {' -> '.join(p.ops)}" for p in r.paths]
         v = r.verified
         objective = f" (objective: {r.objective})" if "tile" in r.passes else ""
         by = f" ({VERIFIERS[r.verified_by]})" if v and r.verified_by else ""
@@ -145,6 +145,11 @@ def _pct(a: Optional[int], b: Optional[int]) -> str:
     if not a or b is None:
         return "n/a"
     return f"{(b - a) / a * 100:+.1f} %"
+
+
+def _inside(p) -> str:
+    """A spatial tiling's channel split inside every tile, in words (empty without one)."""
+    return f" (each tile's channel paths x{p.channel_parts})" if p.channel_parts > 1 else ""
 
 
 def _slowdown_note(r: Report) -> str:

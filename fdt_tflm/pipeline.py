@@ -247,15 +247,22 @@ def read_back(model: Model, data: bytes) -> Model:
 def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tuple[ParetoEntry, ...], tuple[str, ...]]:
     """The tiling search.  Above 0 % MAC budget the zero-overhead search runs first and the
     better of the two is kept: the greedy search can be led somewhere worse by a recomputing
-    first step, and a larger budget must never do worse.  Each gets the ``effort`` budgets and
-    the ``max_slowdown`` budget (FDT costs instructions too, so the zero-MAC search needs it)."""
+    first step, and a larger budget must never do worse.  The head objective must never give
+    a larger head than the default (those two total-objective searches): when its own search
+    does, it continues from the default's answer instead, adding only what lowers the head.
+    Each search gets the ``effort`` budgets and the ``max_slowdown`` budget (FDT costs
+    instructions too, so the zero-MAC search needs it)."""
     from .tiling.search import score, search
-    kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, objective=opts.objective,
-              effort=opts.budgets, max_slowdown=opts.slowdown_budget, target=opts.target)
-    zero = search(model, max_overhead=0.0, **kw) if opts.max_overhead > 0 else None
-    sr = search(model, max_overhead=opts.max_overhead, **kw)
-    if zero is not None and score(zero.final, opts.objective) <= score(sr.final, opts.objective):
-        sr = zero
+    kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, effort=opts.budgets,
+              max_slowdown=opts.slowdown_budget, target=opts.target)
+    runs = [search(model, max_overhead=b, objective="total", **kw) for b in dict.fromkeys((0.0, opts.max_overhead))]
+    sr = min(runs, key=lambda r: score(r.final, "total"))  # min() keeps the first of equals
+    if opts.objective == "head":
+        default = min(runs, key=lambda r: score(r.final, "head"))
+        sr = search(model, max_overhead=opts.max_overhead, objective="head", **kw)
+        if sr.final.head > default.final.head:
+            sr = min((search(model, max_overhead=opts.max_overhead, objective="head", start=default, **kw), default),
+                     key=lambda r: score(r.final, "head"))
     pareto = tuple(ParetoEntry(p.total, p.head, p.mac_overhead_pct, p.n_paths, p.instruction_overhead_pct)
                    for p in sr.pareto)
     return sr.model, tuple(_path_entry(p) for p in sr.paths), pareto, tuple(sr.notes)
@@ -514,7 +521,8 @@ def _path_entry(p) -> PathEntry:
     ops = [f"{i}:{t}" for i, t in zip(p.ops, p.op_types)] if len(p.op_types) == len(p.ops) else [str(i) for i in p.ops]
     tiles = None if p.tiles is None else [list(a) if isinstance(a, tuple) else a for a in p.tiles]
     return PathEntry(RewriteKind(p.kind).value, ops, list(p.op_types), int(p.parts), p.end, tiles, int(p.total_before),
-                     int(p.total_after), float(p.mac_overhead_pct), float(p.instruction_overhead_pct))
+                     int(p.total_after), float(p.mac_overhead_pct), float(p.instruction_overhead_pct),
+                     int(getattr(p, "channel_parts", 1)))
 
 
 def _mismatch_note(verification: Optional[dict]) -> str:

@@ -39,6 +39,7 @@ class PathEntry:
     total_after: int
     mac_overhead_pct: float
     instruction_overhead_pct: float  # cumulative, predicted on the target, vs the original
+    channel_parts: int = 1  # FFMT: each tile's channel paths split into this many parts (FDT in the tile)
 
 
 @dataclass(frozen=True)

@@ -105,15 +105,67 @@ def mobilenet_v2_224() -> Model:
     return n.output(n.softmax(y))
 
 
+def _inverted_residual_pt(n: QNet, x, t: int, c: int, stride: int):
+    """One block as a PyTorch -> ONNX -> TFLite export tends to give it: SAME padding (no
+    explicit PAD), ReLU6 as separate ops, and the residual ADD with the block's output first."""
+    y = n.unary(n.conv2d(x, x.shape[3] * t, (1, 1), act="NONE"), "RELU6") if t != 1 else x
+    y = n.unary(n.depthwise(y, (3, 3), stride=stride, act="NONE"), "RELU6")
+    y = n.conv2d(y, c, (1, 1), act="NONE")
+    return n.add(y, x) if stride == 1 and x.shape[3] == c else y
+
+
+def mobilenet_v2_224_pytorch() -> Model:
+    """MobileNetV2 1.0 at 224x224 in another exporter's form (see ``_inverted_residual_pt``),
+    its classifier an AVERAGE_POOL_2D + RESHAPE.  Built on demand (tests, benchmark), not shipped."""
+    n = QNet(seed=5, converter_like=True, description="fdt-tflm test model: MobileNetV2 1.0 224x224 (PyTorch-style export)")
+    x = n.input([1, 224, 224, 3], scale=2 / 255, zp=-1)
+    y = n.unary(n.conv2d(x, 32, (3, 3), stride=2, padding="SAME", act="NONE"), "RELU6")
+    for t, c, reps, s in MBV2_STAGES:
+        for i in range(reps):
+            y = _inverted_residual_pt(n, y, t, c, s if i == 0 else 1)
+    y = n.unary(n.conv2d(y, 1280, (1, 1), act="NONE"), "RELU6")
+    y = n.reshape(n.pool(y, "AVERAGE", size=7, stride=7), [1, 1280])
+    return n.output(n.fully_connected(y, 1000))
+
+
+# MobileNetV1's depthwise-separable blocks: (output channels at width 1.0, depthwise stride)
+MBV1_BLOCKS: tuple[tuple[int, int], ...] = (
+    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1), (512, 1),
+    (1024, 2), (1024, 1))
+
+
+def mobilenet_v1_025_128_float() -> Model:
+    """MobileNetV1 0.25 at 128x128 in float32 (the classic TFLite hosted model's topology).
+    Built on demand (tests, benchmark), not shipped."""
+    n = QNet(seed=6, dtype="FLOAT32", description="fdt-tflm test model: MobileNetV1 0.25 128x128 float32")
+    y = n.conv2d(n.input([1, 128, 128, 3]), 8, (3, 3), stride=2, act="RELU6")
+    for ch, s in MBV1_BLOCKS:
+        y = n.depthwise(y, (3, 3), stride=s, act="RELU6")
+        y = n.conv2d(y, ch // 4, (1, 1), act="RELU6")
+    y = n.reshape(n.pool(y, "AVERAGE", size=4, stride=4), [1, 256])
+    return n.output(n.softmax(n.fully_connected(y, 1000)))
+
+
 MODELS: dict[str, Callable[[], Model]] = {"kws": kws, "radar": radar, "convdense": convdense,
                                           "mobilenet_v2_224": mobilenet_v2_224}
+# Other exporters' forms and dtypes, built when needed (python models/build_models.py --extra DIR)
+EXTRA_MODELS: dict[str, Callable[[], Model]] = {"mobilenet_v2_224_pytorch": mobilenet_v2_224_pytorch,
+                                                "mobilenet_v1_025_128_float": mobilenet_v1_025_128_float}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the shipped files instead of writing")
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--extra", metavar="DIR", help="write the models built on demand (EXTRA_MODELS) to DIR")
     args = ap.parse_args()
+    if args.extra:
+        for name, build in EXTRA_MODELS.items():
+            path = os.path.join(args.extra, f"{name}.tflite")
+            with open(path, "wb") as f:
+                f.write(write_model(build()))
+            print(f"wrote {path}")
+        return 0
     bad = 0
     for name, build in MODELS.items():
         data = write_model(build())

@@ -43,6 +43,8 @@ from ..ir.surgery import fork, replace_region
 from ..catalog.macs import graph_macs
 from ..ir.types import BUILTIN_CODES, DTYPE_NUMPY
 from ..catalog.rules import rule
+from .fdt import apply_fdt
+from .paths import CONCAT, is_output_split_start, is_unary_pointwise, maximal_chain, valid
 
 PADDING_SAME, PADDING_VALID = 0, 1  # tflite Padding enum
 H_AXIS, W_AXIS = 1, 2
@@ -268,13 +270,29 @@ def _path_input(op: Operator, prev: Optional[Tensor]) -> Tensor:
     return t
 
 
-def analyse_chain(sg: Subgraph, path: Sequence[int], open_end: bool = False) -> list[Step]:
+@dataclass(frozen=True)
+class GraphIndex:
+    """What the chain analysis looks up, built once per graph (not once per sub-chain)."""
+
+    consumers: dict
+    outputs: frozenset
+    where: dict  # id(op) -> its index
+
+    @classmethod
+    def of(cls, sg: Subgraph) -> "GraphIndex":
+        return cls(sg.consumers(), frozenset(id(t) for t in sg.outputs),
+                   {id(op): n for n, op in enumerate(sg.operators)})
+
+
+def analyse_chain(sg: Subgraph, path: Sequence[int], open_end: bool = False,
+                  index: Optional[GraphIndex] = None) -> list[Step]:
     """Check that ``path`` is a tileable chain and describe each op's spatial geometry.
 
     Each op consumes the previous op's output; an intermediate output may also feed later
     pointwise ops of the chain (a residual ADD's skip operand), but nothing outside it.
     ``open_end``: consumers after the chain's last op are allowed too (the chain may still
-    grow to include them; :func:`ffmt_chains` uses this)."""
+    grow to include them; :func:`ffmt_chains` uses this).  ``index``: ``GraphIndex.of(sg)``,
+    passed by callers that analyse many sub-chains of one graph."""
     path = list(path)
     if not path:
         raise FfmtUnsupported("empty path")
@@ -287,7 +305,7 @@ def analyse_chain(sg: Subgraph, path: Sequence[int], open_end: bool = False) -> 
         steps.append(_analyse_op(sg, i, prev, produced))
         prev = sg.operators[i].outputs[0]
         produced[id(prev)] = k
-    _check_consumers(sg, path, steps, open_end)
+    _check_consumers(sg, path, steps, open_end, index or GraphIndex.of(sg))
     return steps
 
 
@@ -324,11 +342,9 @@ def _analyse_op(sg: Subgraph, i: int, prev: Optional[Tensor], produced: dict[int
     return Step(i, r.spatial, r.spatial_border, geo(op, H_AXIS), geo(op, W_AXIS), same, tuple(skips))
 
 
-def _check_consumers(sg: Subgraph, path: list[int], steps: list[Step], open_end: bool) -> None:
+def _check_consumers(sg: Subgraph, path: list[int], steps: list[Step], open_end: bool, index: GraphIndex) -> None:
     """Every intermediate output feeds the next op and, as a skip operand, later ops of the chain only."""
-    consumers = sg.consumers()
-    outputs = {id(t) for t in sg.outputs}
-    where = {id(op): n for n, op in enumerate(sg.operators)}
+    consumers, outputs, where = index.consumers, index.outputs, index.where
     step_of = {i: k for k, i in enumerate(path)}
     skip_reads = {(j, k) for k, st in enumerate(steps) for _, j in st.skips}
     for k, i in enumerate(path[:-1]):
@@ -479,15 +495,14 @@ def ffmt_chains(model: Model) -> list[list[int]]:
     sg = model.main
     chains: list[list[int]] = []
     used: set[int] = set()
-    pos = {id(op): i for i, op in enumerate(sg.operators)}
-    consumers = sg.consumers()
-    outputs = {id(t) for t in sg.outputs}
+    index = GraphIndex.of(sg)
+    pos, consumers, outputs = index.where, index.consumers, index.outputs
     for i in range(len(sg.operators)):
         if i in used:
             continue
         chain = [i]
         try:
-            analyse_chain(sg, chain)
+            analyse_chain(sg, chain, index=index)
         except FfmtUnsupported:
             continue
         while True:
@@ -496,7 +511,7 @@ def ffmt_chains(model: Model) -> list[list[int]]:
             if id(out) in outputs or not cons:
                 break
             try:
-                analyse_chain(sg, chain + [cons[0]], open_end=True)
+                analyse_chain(sg, chain + [cons[0]], open_end=True, index=index)
             except FfmtUnsupported:
                 break
             chain.append(cons[0])
@@ -508,7 +523,8 @@ def ffmt_chains(model: Model) -> list[list[int]]:
 def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_OPTIONS,
                     max_len: int = DEFAULT_MAX_LEN, ramps: bool = False,
                     touching: Optional[set[int]] = None) -> list[FfmtCandidate]:
-    """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops) x tiling
+    """Every contiguous sub-chain (with at least one window op, up to ``max_len`` ops besides
+    unary pointwise ones such as a separate activation) x tiling
     the chain analysis accepts.  ``max_len``: chains through residual blocks are long
     (MobileNetV2's stem to its 28x28 stage is 15 ops).  ``ramps``: also the ramped variant of
     each count-only tiling (:func:`tiling_variants`); the search uses them when it ranks
@@ -517,17 +533,18 @@ def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_O
     search prices only the few it tries, and a tiling that cannot be expressed fails there.
     Deterministic order."""
     sg = model.main
+    index = GraphIndex.of(sg)
     res: list[FfmtCandidate] = []
     for chain in ffmt_chains(model):
         for a in range(len(chain)):
-            for b in range(a + 1, min(len(chain), a + max_len) + 1):
+            for b in range(a + 1, _reach(sg, chain, a, max_len) + 1):
                 sub = chain[a:b]
                 if touching is not None and not touching.intersection(sub):
                     continue
                 if not any(rule(sg.operators[i]).spatial == "window" for i in sub):
                     continue
                 try:
-                    analyse_chain(sg, sub)
+                    analyse_chain(sg, sub, index=index)
                 except FfmtUnsupported:
                     continue
                 last = sg.operators[sub[-1]].outputs[0]
@@ -539,6 +556,18 @@ def ffmt_candidates(model: Model, tile_options: Sequence[Tiles] = DEFAULT_TILE_O
                             options_here.append(v)
                 res += [FfmtCandidate(tuple(sub), tuple(tiles)) for tiles in options_here]
     return res
+
+
+def _reach(sg: Subgraph, chain: list[int], a: int, max_len: int) -> int:
+    """End of the longest sub-chain from ``chain[a]`` with ``max_len`` ops, not counting
+    unary pointwise ops (a separate ReLU6 is part of its conv, as when fused)."""
+    n, b = 0, a
+    while b < len(chain):
+        n += not is_unary_pointwise(sg.operators[chain[b]])
+        if n > max_len:
+            break
+        b += 1
+    return b
 
 
 # --------------------------------------------------------------------------------------
@@ -703,18 +732,33 @@ def _emit_pointwise(em: _Emitter, st: Step, ts: TileStep, op: Operator, data: Te
     return y
 
 
-def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> Model:
+def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles, inner_parts: int = 1) -> Model:
     """A copy of ``model`` with the chain ``path_op_indices`` computed in ``tiles = (H split, W split)``
     tiles, each a tile count (near-equal tiles) or the tile sizes along that axis of the chain's
-    last output.  Raises :class:`FfmtUnsupported` (the original is never modified)."""
+    last output.  ``inner_parts`` > 1: inside every tile, each channel path (a conv that
+    splits by output channels, then channel-wise ops such as a PAD and a depthwise conv) is
+    also split into that many parts, joined before the next channel-mixing op (FDT within the
+    patch: MobileNetV2's expanded maps never exist whole, not even per tile).  Raises
+    :class:`FfmtUnsupported` (the original is never modified)."""
+    m, tile_ops = _tiled(model, path_op_indices, tiles)
+    if inner_parts > 1:
+        m = _split_tiles(m, tile_ops, inner_parts)
+    return m
+
+
+def _tiled(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> tuple[Model, list[list[Operator]]]:
+    """The tiled fork and, per tile, the ops it runs (in order)."""
     plan = plan_ffmt(model, path_op_indices, tiles)
     m = fork(model)
     sg = m.main
     path_ops = [sg.operators[i] for i in plan.path]
     em = _Emitter(m)
     th, tw = tile_counts(plan.tiles)
-    tile_outs = [_emit_tile(em, plan.steps, per_op, path_ops, f"ffmt_t{t_idx // tw}_{t_idx % tw}")
-                 for t_idx, per_op in enumerate(plan.tile_steps)]
+    tile_outs, tile_ops = [], []
+    for t_idx, per_op in enumerate(plan.tile_steps):
+        first = len(em.ops)
+        tile_outs.append(_emit_tile(em, plan.steps, per_op, path_ops, f"ffmt_t{t_idx // tw}_{t_idx % tw}"))
+        tile_ops.append(em.ops[first:])
     final = path_ops[-1].outputs[0]
     rows: list[Tensor] = []
     for i in range(th):
@@ -730,4 +774,42 @@ def apply_ffmt(model: Model, path_op_indices: Sequence[int], tiles: Tiles) -> Mo
         em.concat(rows, H_AXIS, final)
     # the tile ops replace the chain at the position of its last op (their tensors are already in)
     replace_region(m, path_ops, em.ops, at="last")
+    return m, tile_ops
+
+
+def _split_tiles(m: Model, tile_ops: list[list[Operator]], parts: int) -> Model:
+    """FDT on every channel path inside every tile (see :func:`apply_ffmt`); a tile without
+    one is left as it is, and no path at all raises :class:`FfmtUnsupported`."""
+    split = 0
+    for ops in tile_ops:
+        for path in _tile_channel_paths(m.main, ops, parts):
+            index = {id(op): i for i, op in enumerate(m.main.operators)}
+            try:
+                m = apply_fdt(m, [index[id(op)] for op in path], parts)
+            except FdtError:
+                continue
+            split += 1
+    if not split:
+        raise FfmtUnsupported("no channel path inside the tiles")
     return m
+
+
+def _tile_channel_paths(sg: Subgraph, ops: list[Operator], parts: int) -> list[list[Operator]]:
+    """Per output-split start among a tile's ops, the longest path down from it (inside the
+    tile, with a window op) that FDT can split into ``parts`` and join with a concatenation."""
+    index = {id(op): i for i, op in enumerate(sg.operators)}
+    inside = {id(op) for op in ops}
+    consumers = sg.consumers()
+    out: list[list[Operator]] = []
+    for op in ops:
+        if not is_output_split_start(op):
+            continue
+        chain = maximal_chain(sg, index[id(op)], consumers)
+        down = chain[chain.index(index[id(op)]):]
+        down = down[:next((k for k, i in enumerate(down) if id(sg.operators[i]) not in inside), len(down))]
+        for n in range(len(down), 1, -1):
+            if any(rule(sg.operators[i]).spatial == "window" for i in down[1:n]) and \
+                    valid(sg, tuple(down[:n]), CONCAT, parts, consumers):
+                out.append([sg.operators[i] for i in down[:n]])
+                break
+    return out

@@ -278,11 +278,20 @@ def maximal_chain(sg: Subgraph, seed: int, consumers: Optional[dict] = None) -> 
     return chain
 
 
+def is_unary_pointwise(op: Operator) -> bool:
+    """An elementwise op of one activation (a separate ReLU6, as other exporters write a
+    fused activation): paths treat it as part of the op before it."""
+    r = rule(op)
+    return r is not None and r.spatial == "pointwise" and \
+        sum(1 for t in op.inputs if t is not None and not t.is_constant) == 1
+
+
 def candidate_paths(sg: Subgraph, seed: int, max_len: int = 8,
                     consumers: Optional[dict] = None) -> list[tuple[tuple[int, ...], str]]:
     """Every sub-chain containing ``seed`` of the maximal chain through it (and, when ``seed``
     can be a partial-sum end, of the chain above it) that forms a valid path for 2 parts,
-    as (op indices, end)."""
+    as (op indices, end).  A sub-chain never ends just before a unary pointwise op nor starts
+    with one that has an op above it in the chain (that op would run on the whole tensor)."""
     consumers = sg.consumers() if consumers is None else consumers
     chains = [maximal_chain(sg, seed, consumers)]
     op = sg.operators[seed]
@@ -295,8 +304,13 @@ def candidate_paths(sg: Subgraph, seed: int, max_len: int = 8,
         if seed not in chain:
             continue
         s = chain.index(seed)
+        glued = [is_unary_pointwise(sg.operators[i]) for i in chain]  # never cut before one
         for i in range(0, s + 1):
+            if i > 0 and glued[i]:
+                continue
             for j in range(s, min(len(chain), i + max_len)):
+                if j + 1 < len(chain) and glued[j + 1]:
+                    continue
                 ops = tuple(chain[i:j + 1])
                 for end in (CONCAT, PARTIAL):
                     if (ops, end) not in out and valid(sg, ops, end, 2, consumers):

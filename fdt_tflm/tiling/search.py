@@ -74,6 +74,8 @@ REPRESENTATIVE_TILES = 9
 # stems (MobileNetV2-224's 112x112 maps need about 5x5 to 6x6 patches, as in MCUNetV2).
 SEARCH_TILE_OPTIONS: tuple[tuple[int, int], ...] = DEFAULT_TILE_OPTIONS + ((5, 5), (6, 6))
 FFMT_MAX_LEN = 16  # longest spatial sub-chain (MobileNetV2's stem to its 28x28 stage is 15 ops)
+CHANNEL_SPLIT_TILINGS = 2  # head objective: best spatial tilings per round also tried with FDT inside the tiles
+CHANNEL_PARTS: tuple[int, ...] = (2, 4)
 MIN_HEAD_GAIN_PCT = 1  # head objective: a rewrite that grows the total must cut the head by this much
 # Whose tail the search prices: the default firmware target (emit-c / firmware size for it).
 SEARCH_TARGET: Target = CORTEX_M4
@@ -157,6 +159,7 @@ class ChosenPath:
     parts: int
     end: str = "concat"  # FDT: "concat" | "partial" (float) | "custom-partial" (int8, FDT_PARTIAL kernel)
     tiles: Optional[Tiles] = None  # FFMT: (rows, cols), each a count or the tile sizes
+    channel_parts: int = 1  # FFMT: channel parts of each tile's channel paths
     total_before: int = 0
     total_after: int = 0
     mac_overhead_pct: float = 0.0  # cumulative, vs the original model
@@ -194,16 +197,17 @@ class Candidate:
     parts: int
     end: str = "concat"
     tiles: Optional[Tiles] = None
+    channel_parts: int = 1  # FFMT: each tile's channel paths also split this way (apply_ffmt)
 
     def apply(self, model: Model) -> Model:
         if self.kind == RewriteKind.FDT:
             return apply_fdt(model, self.ops, self.parts, self.end)
-        return apply_ffmt(model, self.ops, self.tiles)
+        return apply_ffmt(model, self.ops, self.tiles, self.channel_parts)
 
     def label(self, sg: Subgraph) -> str:
         types = "+".join(sg.operators[i].type for i in self.ops)
         how = f"x{self.parts}" + ("" if self.end == "concat" else " partial") if self.kind == RewriteKind.FDT \
-            else f"{self.tiles[0]}x{self.tiles[1]}"
+            else f"{self.tiles[0]}x{self.tiles[1]}" + (f" x{self.channel_parts} channels" if self.channel_parts > 1 else "")
         return f"{self.kind.value} {list(self.ops)} {types} {how}"
 
 
@@ -300,6 +304,7 @@ class _Ranked:
     slowdown: Optional[float] = None  # predicted instruction overhead, % of the original's (see _Search.slow)
     _plateau: Optional[tuple[int, int]] = None
     exact_est: Optional[Estimate] = None  # its full estimate, once planned (kept: planning is dear)
+    local: Optional[int] = None  # a tiling split inside its tiles: the peak in its window (see tie)
 
     @property
     def plateau(self) -> tuple[int, int]:
@@ -310,7 +315,15 @@ class _Ranked:
 
     def key(self, objective: str = "total") -> tuple:
         c = self.cand
-        return (*score(self.est, objective), self.overhead, c.parts, c.kind, c.ops, getattr(c, "end", ""))
+        return (*self.tie(self.est, objective), self.overhead, c.parts, c.kind, c.ops, getattr(c, "end", ""))
+
+    def tie(self, est: Estimate, objective: str) -> tuple[int, ...]:
+        """``score`` with, for the head objective, the peak inside the rewrite's own window
+        between head and total: a tiling split inside its tiles that ties on the head (the
+        peak is elsewhere) leaves a lower peak for the next rounds to reach."""
+        if objective != "head":
+            return score(est, objective)
+        return (est.head, est.head if self.local is None else self.local, est.total)
 
 
 def score(est: Union[Estimate, "ParetoPoint"], objective: str) -> tuple[int, int]:
@@ -416,7 +429,16 @@ class _Search:
         top = list(dict.fromkeys(r.cand.ops for r in first))[:FFMT_CHAINS_PER_ROUND if expand else 0]
         out += self._price(view, current, [c for ops in top for c in chains[ops] if c not in done[ops]], tag, best)
         out.sort(key=lambda r: r.key(self.objective))
+        if expand and self.objective == "head":
+            out += self._price(view, current, self.channel_split(out), tag, best)
+            out.sort(key=lambda r: r.key(self.objective))
         return out
+
+    def channel_split(self, ranked: Sequence[_Ranked]) -> list[Candidate]:
+        """The best few spatial tilings again with FDT inside every tile (each tile's channel
+        paths in CHANNEL_PARTS parts): the head objective's way below the tiles' own peak."""
+        best = [r.cand for r in ranked if r.cand.kind == RewriteKind.FFMT][:CHANNEL_SPLIT_TILINGS]
+        return [replace(c, channel_parts=k) for c in best for k in CHANNEL_PARTS]
 
     def _price(self, view: View, current: Model, cands: Sequence[Candidate], tag: str,
                best: Estimate) -> list[_Ranked]:
@@ -441,7 +463,7 @@ class _Search:
                 continue
             m.main.operators = list(p.order)
             est = Estimate(p.head, p.tail, False, p.host_tail)
-            out.append(_Ranked(c, m, est, ovh, slow))
+            out.append(_Ranked(c, m, est, ovh, slow, local=p.window if getattr(c, "channel_parts", 1) > 1 else None))
             self.say(f"search {tag}: tried {self.tried} ({c.label(sg)}: ~{est.head:,} + {est.tail:,} B), "
                      f"best {best.head:,} + {best.tail:,} B")
         return out
@@ -482,8 +504,8 @@ class _Search:
             r.exact_est = ex
             self.points.append(ParetoPoint(ex.total, ex.head, round(r.overhead, 3), n_paths + 1,
                                            round(self.slow(r), 3)))
-            if self.better(ex, cur) and (best is None or (self.score(ex), r.overhead)
-                                         < (self.score(best[1]), best[0].overhead)):
+            if self.better(ex, cur) and (best is None or (r.tie(ex, self.objective), r.overhead)
+                                         < (best[0].tie(best[1], self.objective), best[0].overhead)):
                 best = (r, ex)
         return best
 
@@ -547,13 +569,14 @@ def _chosen(r: _Ranked, sg: Subgraph, before: int, after: int, slow: float) -> C
     c = r.cand
     custom = c.kind == RewriteKind.PARTIAL  # reported as FDT with the custom-partial end
     return ChosenPath(RewriteKind.FDT if custom else c.kind, list(c.ops), [sg.operators[i].type for i in c.ops], c.parts,
-                      "custom-partial" if custom else c.end, getattr(c, "tiles", None), before, after,
-                      round(r.overhead, 3), round(slow, 3))
+                      "custom-partial" if custom else c.end, getattr(c, "tiles", None),
+                      getattr(c, "channel_parts", 1), before, after, round(r.overhead, 3), round(slow, 3))
 
 
 def search(model: Model, max_overhead: float = 0.0, *, progress: Optional[Progress] = None, allow_ffmt: bool = True,
            parts: Sequence[int] = DEFAULT_PARTS, max_rounds: int = MAX_ROUNDS, allow_custom_ops: bool = False, objective: str = "total", target: Target = SEARCH_TARGET,
-           effort: Effort = DEFAULT_EFFORT, max_slowdown: Optional[float] = None) -> SearchResult:
+           effort: Effort = DEFAULT_EFFORT, max_slowdown: Optional[float] = None,
+           start: Optional[SearchResult] = None) -> SearchResult:
     """Greedily tile ``model`` while the estimated TFLM total arena shrinks.
 
     ``objective``: "total" (head + tail, the default) or "head" (the planned head, with the
@@ -568,6 +591,9 @@ def search(model: Model, max_overhead: float = 0.0, *, progress: Optional[Progre
     :mod:`fdt_tflm.effort`); the best so far is returned when it is spent, so the result
     never depends on the machine's speed or load.
     ``progress(msg)``: called with what is being tried.
+    ``start``: an earlier search of ``model`` (e.g. the total objective's) to continue from:
+    its rewrites are kept and only what the objective rates better is added, so the result is
+    never worse than ``start`` on this objective (overheads and caps stay those of ``model``).
     ``allow_custom_ops``: also try exact int8 partial-sum ends (the FDT_PARTIAL kernel,
     :mod:`fdt_tflm.tiling.partial`); the result then needs that kernel in the firmware.
     When no single rewrite helps because the peak is reached at several places, the search
@@ -596,6 +622,10 @@ def search(model: Model, max_overhead: float = 0.0, *, progress: Optional[Progre
     say(f"search: baseline total {cur.total:,} B (head {cur.head:,} + tail {cur.tail:,})")
     chosen: list[ChosenPath] = []
     st.points.append(ParetoPoint(cur.total, cur.head, 0.0, 0))
+    if start is not None and start.paths:
+        current, cur, chosen = fork(start.model), start.final, list(start.paths)
+        st.points += start.pareto
+        say(f"search: continuing from {len(chosen)} rewrites (head {cur.head:,} B, total {cur.total:,} B)")
     for rnd in range(max_rounds):
         if st.out_of_work():
             break
