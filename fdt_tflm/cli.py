@@ -48,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MAC overhead budget for spatial tiling in percent (default 0: no recomputation)")
     o.add_argument("--max-slowdown", type=_percent, default=None, metavar="PCT",
                    help="budget of predicted extra instructions per invoke for tiling, in percent of the "
-                        "input's (default: no limit)")
+                        "input's (default: 1 plus the --max-overhead budget; 'inf': no limit)")
     o.add_argument("--objective", choices=OBJECTIVES, default="total",
                    help="what the tiling search minimises: TFLM's total arena, head + persistent tail "
-                        "(default), or the head alone, keeping the total at or below what reorder+plan give")
+                        "(default), or the head alone, keeping the total at or below the input's, never a "
+                        "larger head than the default's")
     o.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")
     o.add_argument("--no-verify", action="store_true", help="skip the TFLM/LiteRT check (not recommended)")
     o.add_argument("--allow-custom-ops", action="store_true",

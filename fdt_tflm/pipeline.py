@@ -248,8 +248,9 @@ def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tup
     """The tiling search.  Above 0 % MAC budget the zero-overhead search runs first and the
     better of the two is kept: the greedy search can be led somewhere worse by a recomputing
     first step, and a larger budget must never do worse.  The head objective must never give
-    a larger head than the default (those two total-objective searches): when its own search
-    does, it continues from the default's answer instead, adding only what lowers the head.
+    a larger head than the default (those two total-objective searches): when its own searches
+    (at 0 % and at the budget) do, it continues from the default's answer instead, adding only
+    what lowers the head.
     Each search gets the ``effort`` budgets and the ``max_slowdown`` budget (FDT costs
     instructions too, so the zero-MAC search needs it)."""
     from .tiling.search import score, search
@@ -259,7 +260,8 @@ def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tup
     sr = min(runs, key=lambda r: score(r.final, "total"))  # min() keeps the first of equals
     if opts.objective == "head":
         default = min(runs, key=lambda r: score(r.final, "head"))
-        sr = search(model, max_overhead=opts.max_overhead, objective="head", **kw)
+        sr = min((search(model, max_overhead=b, objective="head", **kw) for b in dict.fromkeys((0.0, opts.max_overhead))),
+                 key=lambda r: score(r.final, "head"))
         if sr.final.head > default.final.head:
             sr = min((search(model, max_overhead=opts.max_overhead, objective="head", start=default, **kw), default),
                      key=lambda r: score(r.final, "head"))
