@@ -43,6 +43,8 @@ CONFIGS = [  # (column, passes, max_overhead %, custom ops, objective, kernels)
     ("FFMT <=10 %", "tile,reorder,plan", 10.0, False, "total", "reference"),
     ("FFMT <=30 %", "tile,reorder,plan", 30.0, False, "total", "reference"),
     ("head <=30 %", "tile,reorder,plan", 30.0, False, "head", "reference"),
+    ("head 0 %", "tile,reorder,plan", 0.0, False, "head", "reference"),
+    ("head <=10 %", "tile,reorder,plan", 10.0, False, "head", "reference"),
     ("CMSIS-NN 0 %", "tile,reorder,plan", 0.0, False, "total", "cmsis-nn"),
     ("custom ops", "tile,reorder,plan", 0.0, True, "total", "reference"),
 ]
@@ -51,6 +53,19 @@ STOCK = [c for c in CONFIGS if not c[3] and c[4] == "total" and c[5] == "referen
 DEVICE_RUNS = {"FDT 0 %": ("optimized", "reference"), "head <=30 %": ("head30", "reference"),
                "CMSIS-NN 0 %": ("optimized", "cmsis-nn")}
 DEVICE_KERNELS = ("reference", "cmsis-nn")  # the Cortex-M4 header columns
+# The head objective against the default (total objective) at the same MAC budget: its head
+# must never be larger (issue #17).
+HEAD_VS_DEFAULT = (("head 0 %", "FDT 0 %"), ("head <=10 %", "FFMT <=10 %"), ("head <=30 %", "FFMT <=30 %"))
+# Reach and speed goals (issue #17): model stem -> (run, goal head bytes or None, goal seconds,
+# extra MAC budget %).  "head <=15 %" runs only for these models.
+GOALS = {"mobilenet_v2_224": ("head <=15 %", 250_000, 60.0, 15.0),
+         "mobilenet_v2_224_pytorch": ("head <=15 %", 250_000, 60.0, 15.0),
+         "mlperf_vww_mbv1_96_int8": ("head <=30 %", 39_648, 10.0, 30.0),
+         "tflm_person_detect_int8": ("head <=30 %", 23_600, 10.0, 30.0),
+         "mlperf_ic_resnet8_int8": ("head <=30 %", 32_768, 10.0, 30.0),
+         "mobilenet_v1_025_128_float": ("head <=30 %", None, 60.0, 30.0)}
+REACH_RUN = ("head <=15 %", "tile,reorder,plan", 15.0, False, "head", "reference")
+EXTRA_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "fdt-bench-models"
 
 
 def m4_headers(model) -> dict:
@@ -60,10 +75,29 @@ def m4_headers(model) -> dict:
 
 
 def model_paths(only: set[str] | None) -> list[Path]:
+    """models/, ../shared/models, and the builder's on-demand models (other exporters' forms)."""
     paths = sorted((REPO / "models").glob("*.tflite"))
     if SHARED.is_dir():
         paths += sorted(SHARED.glob("*.tflite"))
-    return [p for p in paths if not only or p.stem in only]
+    return [p for p in paths if not only or p.stem in only] + extra_models(only)
+
+
+def extra_models(only: set[str] | None) -> list[Path]:
+    """``models/build_models.py``'s EXTRA_MODELS, written once to EXTRA_DIR (deterministic bytes)."""
+    sys.path.insert(0, str(REPO / "models"))
+    from build_models import EXTRA_MODELS
+    from fdt_tflm.io import write_model
+    EXTRA_DIR.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, build in EXTRA_MODELS.items():
+        if only and name not in only:
+            continue
+        path = EXTRA_DIR / f"{name}.tflite"
+        data = write_model(build())
+        if not path.is_file() or path.read_bytes() != data:
+            path.write_bytes(data)
+        out.append(path)
+    return out
 
 
 def sha256(data: bytes) -> str:
@@ -74,7 +108,8 @@ def bench_one(path: Path) -> dict:
     """Every configuration on one model."""
     row: dict = {"model": path.stem, "runs": {}, "m4_header": m4_headers(read_model(str(path))),
                  "source": str(path), "sha256": sha256(path.read_bytes())}
-    for name, passes, overhead, custom, objective, kernels in CONFIGS:
+    extra = [REACH_RUN] if GOALS.get(path.stem, ("",))[0] == REACH_RUN[0] else []
+    for name, passes, overhead, custom, objective, kernels in CONFIGS + extra:
         try:
             res = optimize(str(path), passes=passes, max_overhead=overhead, allow_custom_ops=custom, progress=False,
                            objective=objective, kernels=kernels)
@@ -229,7 +264,41 @@ def table(rows: list[dict]) -> str:
                    f"{x['mac_overhead_pct']:.1f} % | yes | {'yes' if x['bit_exact'] else 'NO'} | {_m4(x)} |")
     if refused:  # models with no partial-sum row because optimize refused the run
         out += ["", "Refused with `--allow-custom-ops`: " + "; ".join(refused) + "."]
+    out += reach_table(rows)
     return "\n".join(out)
+
+
+def reach_table(rows: list[dict]) -> list[str]:
+    """Issue #17's goals: head and seconds (optimize alone, verification included) per model."""
+    out = ["", "**Reach and speed** (`--objective head`, MAC budget as given; seconds: the whole optimize "
+           "run with TFLM verification, `--effort 2`, as the report's `seconds`). `*_pytorch` and "
+           "`*_float` are built by `models/build_models.py --extra` (a PyTorch-style MobileNetV2 export: "
+           "SAME padding, separate ReLU6, ADD operands swapped; a float32 MobileNetV1 0.25 at 128x128).", "",
+           "| model | run | head, input | head | goal | MAC overhead | seconds | goal | bit-exact |",
+           "|---|---|---:|---:|---:|---:|---:|---:|:-:|"]
+    for r in rows:
+        goal = GOALS.get(r["model"])
+        x = r["runs"].get(goal[0], {}) if goal else {}
+        if not x or "error" in x:
+            continue
+        run, head_goal, sec_goal, budget = goal
+        ok_head = head_goal is None or x["head"] <= head_goal
+        out.append(f"| {r['model']} | `--max-overhead {budget:g}` | {r.get('default_head', 0):,} | {x['head']:,} | "
+                   f"{'-' if head_goal is None else f'<= {head_goal:,}'} {'ok' if ok_head else 'MISSED'} | "
+                   f"{x['mac_overhead_pct']:.1f} % | {x['seconds']:.1f} | <= {sec_goal:g} "
+                   f"{'ok' if x['seconds'] <= sec_goal else 'MISSED'} | {'yes' if x['bit_exact'] else 'NO'} |")
+    out += ["", "**The head objective never behind the default**: TFLM-measured head of `--objective head` vs "
+            "the total objective at the same MAC budget (0 %, <=10 %, <=30 %).", "",
+            "| model | 0 %: default / head | <=10 %: default / head | <=30 %: default / head | never above |",
+            "|---|---:|---:|---:|:-:|"]
+    for r in rows:
+        pairs = [(r["runs"].get(d, {}), r["runs"].get(h, {})) for h, d in HEAD_VS_DEFAULT]
+        if any(not a or not b or "error" in a or "error" in b for a, b in pairs):
+            continue
+        cells = [f"{a['head']:,} / {b['head']:,}" for a, b in pairs]
+        ok = all(b["head"] <= min(a["head"], pairs[0][0]["head"]) for a, b in pairs)
+        out.append(f"| {r['model']} | " + " | ".join(cells) + f" | {'yes' if ok else 'NO'} |")
+    return out
 
 
 def write_readme(text: str) -> None:
