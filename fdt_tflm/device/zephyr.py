@@ -4,7 +4,8 @@ The project is instantiated by the ``firmware`` subcommand's own code (``--targe
 what is built is what users get, and built with Zephyr (CMake + Ninja, no west needed) from an
 offline workspace (docs/firmware.md, "nRF / Zephyr"):
 
-- ``mps2/an521/cpu0`` (Cortex-M33; QEMU ``-M mps2-an521``): the application gets
+- ``mps2/an521/cpu0`` (Cortex-M33 without the DSP extension, as Zephyr builds it; QEMU
+  ``-M mps2-an521``): the application gets
   FDT_ARENA_PROBE and FDT_PROBE_ARENA_SIZE (``common/fdt_probe.inc``; never FDT_SYSTICK_COUNT:
   Zephyr's kernel owns SysTick), runs in QEMU, and the probe's lines give the same
   :class:`~.harness.DeviceResult` as the STM32 harness: the header's arena works, 32 B less
@@ -40,7 +41,8 @@ QEMU_BOARD = "mps2/an521/cpu0"
 # Boards this harness knows: CPU the header is sized for, RAM / flash to check the link against,
 # the QEMU machine that runs it (None: build only).
 BOARDS: dict[str, dict[str, Any]] = {
-    QEMU_BOARD: {"cpu": "cortex-m33", "ram": 4096 * KB, "flash": 4096 * KB, "qemu": "mps2-an521",
+    # Zephyr builds this board with -mcpu=cortex-m33+nodsp (no ARMV8_M_DSP): CMSIS-NN's plain C paths
+    QEMU_BOARD: {"cpu": "cortex-m33+nodsp", "ram": 4096 * KB, "flash": 4096 * KB, "qemu": "mps2-an521",
                  "part": None},
     "nrf52840dk/nrf52840": {"cpu": "cortex-m4", "ram": 256 * KB, "flash": 1024 * KB, "qemu": None,
                             "part": "nRF52840"},
@@ -52,7 +54,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     "cmsis_6": ("modules/lib/cmsis_6",),
     "cmsis-nn": ("modules/lib/cmsis-nn",),
     "hal_nordic": ("modules/hal/nordic",),
+    "cmsis-dsp": ("modules/lib/cmsis-dsp",),  # CONFIG_CMSIS_NN selects CMSIS_DSP: cmsis-nn builds only
 }
+OPTIONAL_MODULES = ("hal_nordic", "cmsis-dsp")
 TOOLS = ("cmake", "ninja", "dtc", "arm-none-eabi-gcc")
 _MEM_RE = re.compile(r"^\s*(FLASH|RAM):\s+(\d+)\s*(B|KB|MB|GB)\s+(\d+)\s*(B|KB|MB|GB)", re.M)
 _UNIT = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
@@ -117,10 +121,14 @@ class Workspace:
     zephyr: Path
     modules: dict[str, Path]
 
-    def module_list(self) -> str:
-        """ZEPHYR_MODULES: every module found, in one order for all boards (a different list
-        changes autoconf.h, which every object depends on)."""
-        return ";".join(str(self.modules[n]) for n in MODULES if n in self.modules)
+    def module_list(self, kernels: str) -> str:
+        """ZEPHYR_MODULES: the modules found, in one order for all boards (a different list
+        changes autoconf.h, which every object depends on); cmsis-dsp for CMSIS-NN builds."""
+        if kernels == "cmsis-nn" and "cmsis-dsp" not in self.modules:
+            raise FdtError(f"the workspace {self.root} has no cmsis-dsp module (modules/lib/cmsis-dsp), which "
+                           "CONFIG_TENSORFLOW_LITE_MICRO_CMSIS_NN_KERNELS needs")
+        return ";".join(str(self.modules[n]) for n in MODULES
+                        if n in self.modules and (n != "cmsis-dsp" or kernels == "cmsis-nn"))
 
     def revisions(self) -> dict[str, str]:
         """The commit of ZEPHYR_BASE and of each module (when they are git checkouts)."""
@@ -164,8 +172,8 @@ def find_workspace(path: str, board: str) -> Workspace:
         # a module folder without zephyr/module.yml (cmsis_6) takes its name from the folder
         hit = next((root / c for c in cands if (root / c).is_dir() and any((root / c).iterdir())), None)
         if hit is None:
-            if name == "hal_nordic" and not board.startswith("nrf"):
-                continue
+            if name in OPTIONAL_MODULES and not (name == "hal_nordic" and board.startswith("nrf")):
+                continue  # (when present they are passed all the same: one module list per kernel set)
             raise FdtError(f"the workspace {path} has no {name} module (looked in {', '.join(cands)})")
         modules[name] = hit
     return Workspace(root, zephyr, modules)
@@ -200,7 +208,7 @@ def build(ws: Workspace, opts: ZephyrOptions, proj: Path, build_dir: Path, defin
     env = _env()
     env["ZEPHYR_BASE"] = str(ws.zephyr)
     cmd = ["cmake", "-GNinja", "-S", str(proj), "-B", str(build_dir), f"-DBOARD={opts.board}",
-           f"-DZEPHYR_MODULES={ws.module_list()}", f"-DFDT_APP_DEFINES={';'.join(defines)}",
+           f"-DZEPHYR_MODULES={ws.module_list(opts.kernels)}", f"-DFDT_APP_DEFINES={';'.join(defines)}",
            "-DBUILD_VERSION=fdt", "-DTOOLCHAIN_HAS_PICOLIBC=ON"]
     if opts.kernels == "cmsis-nn":
         cmd.append("-DEXTRA_CONF_FILE=cmsis-nn.conf")
@@ -239,37 +247,36 @@ def memory_report(text: str) -> dict[str, tuple[int, int]]:
 
 def run_qemu(elf: Path, machine: str, timeout: float) -> str:
     """Run the ELF, the console on stdio, until the application prints ``fdt: done``
-    (Zephyr then idles; QEMU is stopped).  Returns what it printed."""
+    (Zephyr then idles; QEMU is stopped).  Returns what it printed.  The pipe is read with
+    ``os.read`` (no buffered reader: its buffer could hold the last line while select waits)."""
+    import selectors
     cmd = _nice() + ["qemu-system-arm", "-M", machine, "-cpu", "cortex-m33", "-display", "none", "-monitor",
                      "none", "-serial", "stdio", "-net", "none", "-kernel", str(elf)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                            text=True, errors="replace")
-    lines: list[str] = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    out = bytearray()
     t0 = time.monotonic()
     try:
-        assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), True)
-        import selectors
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            left = timeout - (time.monotonic() - t0)
-            if left <= 0:
-                raise FdtError(f"QEMU ({machine}) timed out after {timeout:.0f} s")
-            if not sel.select(min(left, 5.0)):
-                if proc.poll() is not None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while not re.search(rb"^fdt: done.*\n", bytes(out), re.M):
+                left = timeout - (time.monotonic() - t0)
+                if left <= 0:
+                    raise FdtError(f"QEMU ({machine}) timed out after {timeout:.0f} s")
+                if not sel.select(min(left, 5.0)):
+                    if proc.poll() is not None:
+                        break
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
                     break
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.replace("\r", ""))
-            if line.startswith("fdt: done"):
-                break
+                out += chunk
     finally:
         proc.kill()
         proc.wait()
-    text = "".join(lines)
+        proc.stdout.close()
+    text = out.decode("utf-8", "replace").replace("\r", "")
     if "fdt: done" not in text:
         last = (text.strip().splitlines() or ["no output"])[-1]
         raise FdtError(f"the firmware did not finish in QEMU ({machine}): {last}")

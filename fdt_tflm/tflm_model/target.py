@@ -24,6 +24,10 @@ CPUS: dict[str, tuple[str, str]] = {
     "cortex-m4": ("cortex-m", "dsp"),
     "cortex-m7": ("cortex-m", "dsp"),
     "cortex-m33": ("cortex-m", "dsp"),
+    # A Cortex-M33 built without the DSP extension (GCC -mcpu=cortex-m33+nodsp): Zephyr's
+    # mps2/an521/cpu0 (the board QEMU -M mps2-an521 runs) does not select ARMV8_M_DSP, so its
+    # CMSIS-NN takes the plain C paths and their scratch sizes (device-run --zephyr).
+    "cortex-m33+nodsp": ("cortex-m", "none"),
     "cortex-m55": ("cortex-m", "mve"),
     "cortex-m85": ("cortex-m", "mve"),
 }
