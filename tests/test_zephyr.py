@@ -180,7 +180,7 @@ def test_plain_project_has_no_probe(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not os.environ.get("FDT_ZEPHYR_WORKSPACE"),
-                    reason="set FDT_ZEPHYR_WORKSPACE to a Zephyr workspace (docs/firmware.md, 'nRF / Zephyr')")
+                    reason="set FDT_ZEPHYR_WORKSPACE to a Zephyr workspace (docs/firmware.md, 'Offline Zephyr workspace')")
 def test_zephyr_run_matches_record() -> None:
     rec = next((r for r in runs() if r["model"] == "mlperf_ad_toycar_int8.tflite" and r["mode"] == "original"
                 and r["kernels"] == "reference"), None)

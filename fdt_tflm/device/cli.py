@@ -20,7 +20,7 @@ def add_device_parser(subparsers: Any, optimize_fn: Optional[OptimizeFn]) -> Non
                               "measure the arena it needs, its outputs and instructions")
     d.add_argument("model")
     d.add_argument("--tflm-tree", default=None, metavar="DIR", help="tree from create_tflm_tree.py (STM32 template)")
-    z = d.add_argument_group("nRF / Zephyr template (instead of --tflm-tree; docs/firmware.md, 'nRF / Zephyr')")
+    z = d.add_argument_group("nRF / Zephyr template (instead of --tflm-tree; docs/firmware.md, 'Offline Zephyr workspace')")
     z.add_argument("--zephyr", default=None, metavar="WORKSPACE",
                    help="offline Zephyr workspace (zephyr/, modules/...): build firmware_template/nrf with Zephyr")
     z.add_argument("--board", default=None, choices=sorted(ZEPHYR_BOARDS),

@@ -2,7 +2,7 @@
 
 The project is instantiated by the ``firmware`` subcommand's own code (``--target nrf``), so
 what is built is what users get, and built with Zephyr (CMake + Ninja, no west needed) from an
-offline workspace (docs/firmware.md, "nRF / Zephyr"):
+offline workspace (docs/firmware.md, "Offline Zephyr workspace"):
 
 - ``mps2/an521/cpu0`` (Cortex-M33 without the DSP extension, as Zephyr builds it; QEMU
   ``-M mps2-an521``): the application gets
@@ -166,7 +166,7 @@ def find_workspace(path: str, board: str) -> Workspace:
     zephyr = root / "zephyr"
     if not (zephyr / "cmake" / "modules" / "zephyr_default.cmake").is_file() or not (zephyr / "VERSION").is_file():
         raise FdtError(f"{path} is not a Zephyr workspace (no zephyr/cmake/modules/zephyr_default.cmake); "
-                       "see docs/firmware.md, 'nRF / Zephyr'")
+                       "see docs/firmware.md, 'Offline Zephyr workspace'")
     modules: dict[str, Path] = {}
     for name, cands in MODULES.items():
         # a module folder without zephyr/module.yml (cmsis_6) takes its name from the folder
