@@ -603,7 +603,7 @@ class _Emitter:
 
         SLICE rather than STRIDED_SLICE: TFLM's SLICE kernel keeps no op data and has no
         builtin parameters, and its ``size`` operand is shared by equal-sized tiles, so each
-        tile costs ~150 B less persistent tail on the host (see ``memory.tail``)."""
+        tile costs ~150 B less persistent tail on the host (see ``tflm_model.tail``)."""
         if (h.size, w.size) == tuple(x.shape[1:3]):
             return x
         n, c = x.shape[0], x.shape[3]
