@@ -34,7 +34,8 @@ OUT = REPO / "tests" / "data" / "zephyr_device.json"
 SHARED = REPO.parent / "shared" / "models"
 MODELS = (SHARED / "mlperf_ad_toycar_int8.tflite", SHARED / "mlperf_kws_dscnn_int8.tflite",
           SHARED / "tflm_micro_speech_int8.tflite", REPO / "models" / "radar.tflite",
-          SHARED / "tflm_person_detect_int8.tflite")
+          SHARED / "tflm_person_detect_int8.tflite", SHARED / "mlperf_ic_resnet8_int8.tflite",
+          SHARED / "mlperf_vww_mbv1_96_int8.tflite", SHARED / "tflm_micro_speech_lstm_int8.tflite")
 NRF_BOARD = "nrf52840dk/nrf52840"
 RUN_FIELDS = ("model", "mode", "kernels", "cpu", "qemu_machine", "model_sha256", "original_sha256",
               "header_arena_bytes", "allocates_in_header", "fails_at_header_minus_32", "min_working_arena_bytes",

@@ -6,7 +6,8 @@ the header's FDT_TENSOR_ARENA_SIZE, failed with 32 B less, the smallest working 
 32 B below the header and equals predict_arena's for the board's CPU (Cortex-M33 without DSP)
 to the byte, and its outputs equal the original model's in the host TFLM; each
 record's firmware model is made again here (the optimiser for ``optimized``) and must have the
-recorded sha256 and header, so a stale record fails; every nrf52840dk build fits the nRF52840
+recorded sha256 and header, so a stale record fails; every shared model has its four
+nrf52840dk builds (original / optimized x reference / CMSIS-NN) and each fits the nRF52840
 (256 KB RAM, 1 MB flash).  Opt-in (FDT_ZEPHYR_WORKSPACE, a workspace as in docs/firmware.md):
 one model is built and run in QEMU again and compared with its record.
 """
@@ -97,6 +98,19 @@ def test_records_cover_the_issue() -> None:
     assert d["nrf_builds"], "no nrf52840dk build recorded"
 
 
+def test_every_shared_model_is_built_for_the_nrf52840() -> None:
+    """Issue #18: ``firmware --target nrf`` builds for nrf52840dk/nrf52840 with both kernel sets
+    for each shared model that fits; each model here has all four builds (original / optimized
+    x reference / CMSIS-NN) recorded."""
+    shared = sorted(p.name for p in MODEL_DIRS[0].glob("*.tflite"))
+    if not shared:
+        pytest.skip("shared models absent")
+    have = {(b["model"], b["mode"], b["kernels"]) for b in builds()}
+    missing = [(m, mode, k) for m in shared for mode in ("original", "optimized") for k in ("reference", "cmsis-nn")
+               if (m, mode, k) not in have]
+    assert not missing, f"no nrf52840dk build recorded for {missing}"
+
+
 @pytest.mark.parametrize("r", runs(), ids=rid)
 def test_run_record(r: dict) -> None:
     check_run(r)
@@ -176,6 +190,8 @@ def test_plain_project_has_no_probe(tmp_path) -> None:
     cm = (REPO / "firmware_template" / "nrf" / "CMakeLists.txt").read_text()
     assert 'set(FDT_APP_DEFINES "" CACHE STRING' in cm
     assert "target_compile_definitions(app PRIVATE ${FDT_APP_DEFINES})" in cm
+    # Zephyr 4.1's cmsis-nn module leaves out what TFLM's CMSIS-NN int8 LSTM calls; the template adds it
+    assert "LSTMFunctions/arm_lstm_unidirectional_s8.c FullyConnectedFunctions/arm_vector_sum_s8_s64.c" in cm
     assert "FDT_SYSTICK_COUNT" not in (REPO / "fdt_tflm" / "device" / "zephyr.py").read_text().split("never FDT_SYSTICK_COUNT")[1]
 
 
