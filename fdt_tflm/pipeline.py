@@ -256,11 +256,12 @@ def tile(model: Model, opts: Options) -> tuple[Model, tuple[PathEntry, ...], tup
     from .tiling.search import score, search
     kw = dict(progress=opts.progress, allow_custom_ops=opts.allow_custom_ops, effort=opts.budgets,
               max_slowdown=opts.slowdown_budget, target=opts.target)
-    runs = [search(model, max_overhead=b, objective="total", **kw) for b in dict.fromkeys((0.0, opts.max_overhead))]
+    budgets = dict.fromkeys((0.0, opts.max_overhead))  # one search when the budget is 0
+    runs = [search(model, max_overhead=b, objective="total", **kw) for b in budgets]
     sr = min(runs, key=lambda r: score(r.final, "total"))  # min() keeps the first of equals
     if opts.objective == "head":
         default = min(runs, key=lambda r: score(r.final, "head"))
-        sr = min((search(model, max_overhead=b, objective="head", **kw) for b in dict.fromkeys((0.0, opts.max_overhead))),
+        sr = min((search(model, max_overhead=b, objective="head", **kw) for b in budgets),
                  key=lambda r: score(r.final, "head"))
         if sr.final.head > default.final.head:
             sr = min((search(model, max_overhead=opts.max_overhead, objective="head", start=default, **kw), default),
@@ -524,7 +525,7 @@ def _path_entry(p) -> PathEntry:
     tiles = None if p.tiles is None else [list(a) if isinstance(a, tuple) else a for a in p.tiles]
     return PathEntry(RewriteKind(p.kind).value, ops, list(p.op_types), int(p.parts), p.end, tiles, int(p.total_before),
                      int(p.total_after), float(p.mac_overhead_pct), float(p.instruction_overhead_pct),
-                     int(getattr(p, "channel_parts", 1)))
+                     int(p.channel_parts))
 
 
 def _mismatch_note(verification: Optional[dict]) -> str:
